@@ -1,0 +1,225 @@
+import { Packr, Unpackr } from 'msgpackr'
+import { EncodeError, FrameDecodeError, FrameTooLargeError } from './errors.js'
+import { FRAME_HEADER_BYTES, FrameDecoder, writeFrameHeader } from './frame-decoder.js'
+
+/**
+ * Where a codec writes the bytes of outgoing values: a batch buffer that goes out in one
+ * socket write. `reserve(n)` guarantees `n` free bytes at `length` (read `length` after it);
+ * `commit(n)` keeps them.
+ */
+export interface ByteSink {
+  readonly length: number
+  reserve(n: number): Uint8Array
+  commit(n: number): void
+}
+
+/** Turns a byte stream into values. One per connection; it keeps the partial input. */
+export interface StreamDecoder {
+  /**
+   * Feeds one chunk and passes every value it completes to `deliver`, in order, until
+   * `deliver` returns false. Throws a `WmeshError` on bad input.
+   */
+  decode(chunk: Uint8Array, deliver: (value: unknown) => boolean): void
+}
+
+/** How values become bytes on one connection and back. */
+export interface Codec {
+  readonly name: string
+  /**
+   * Appends the wire form of `value` (frame header included, if the codec has one) to
+   * `out`. Throws `EncodeError` or `FrameTooLargeError` and appends nothing when it cannot.
+   */
+  write(value: unknown, out: ByteSink, maxFrameSize: number): void
+  createDecoder(options: { maxFrameSize: number }): StreamDecoder
+}
+
+/** Codec names accepted by `connect` and `startServer`. */
+export type CodecName = 'msgpack' | 'raw'
+
+/**
+ * Plain MessagePack with no msgpackr-only extensions, so any MessagePack library can read
+ * what wmesh writes: no records, no structured-clone references, `undefined` as nil,
+ * maps sized by their content. Dates use the standard timestamp extension.
+ */
+const packr = new Packr({
+  useRecords: false,
+  structuredClone: false,
+  moreTypes: false,
+  variableMapSize: true,
+  encodeUndefinedAsNil: true,
+})
+/** msgpackr flags: return its scratch buffer (start/end set) and reuse it on the next call. */
+const SCRATCH_MODE = 512 | 1024
+
+/**
+ * Decoding untrusted bytes: references off (a hostile peer could build cycles), 64-bit
+ * integers as numbers when they are safe integers and as BigInt beyond (exact either way),
+ * maps as plain objects.
+ */
+const unpackr = new Unpackr({
+  useRecords: false,
+  structuredClone: false,
+  mapsAsObjects: true,
+  // msgpackr supports 'auto' but its typings (2.1) list only number/bigint/string.
+  int64AsType: 'auto' as 'bigint',
+})
+
+/** msgpackr error messages quote the decoded input; keep only the description. */
+function describeFailure(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error)
+  const cut = message.search(/[{["]/)
+  const text = (cut > 0 ? message.slice(0, cut) : message).replace(/[^\x20-\x7e]/g, '?').trim()
+  return text.length > 120 ? `${text.slice(0, 120)}...` : text
+}
+
+const range = { start: 0, end: 0 }
+
+/** Decodes `source[start..end)`, which must hold exactly one MessagePack value. */
+function unpackRange(source: Uint8Array, start: number, end: number): unknown {
+  // 0xc1 is "never used" in the MessagePack spec; msgpackr returns a marker instead of failing.
+  if (source[start] === 0xc1) throw new FrameDecodeError('frame starts with the reserved MessagePack byte 0xc1')
+  range.start = start
+  range.end = end
+  try {
+    return unpackr.unpack(source, range)
+  } catch (error) {
+    throw new FrameDecodeError(
+      `frame of ${end - start} bytes is not one valid MessagePack value: ${describeFailure(error)}`,
+    )
+  }
+}
+
+/** Decodes one frame payload that must hold exactly one MessagePack value. */
+export function unpackFrame(payload: Uint8Array): unknown {
+  return unpackRange(payload, 0, payload.length)
+}
+
+/** Encodes one value as a MessagePack payload (without the frame header). */
+export function packValue(value: unknown): Uint8Array {
+  try {
+    return packr.pack(value)
+  } catch (error) {
+    throw new EncodeError(`value cannot be encoded as MessagePack: ${describeFailure(error)}`, { cause: error })
+  }
+}
+
+/** Bytes of the MessagePack header for a bin (0xc4-0xc6) or str (0xd9-0xdb, fixstr) of `n` bytes. */
+function headerBytes(n: number, str: boolean): number {
+  if (str && n < 32) return 1
+  return n < 0x100 ? 2 : n < 0x10000 ? 3 : 5
+}
+
+function writeSizedHeader(buf: Uint8Array, at: number, n: number, str: boolean): void {
+  if (str && n < 32) {
+    buf[at] = 0xa0 | n
+  } else if (n < 0x100) {
+    buf[at] = str ? 0xd9 : 0xc4
+    buf[at + 1] = n
+  } else if (n < 0x10000) {
+    buf[at] = str ? 0xda : 0xc5
+    buf[at + 1] = n >>> 8
+    buf[at + 2] = n & 0xff
+  } else {
+    buf[at] = str ? 0xdb : 0xc6
+    writeFrameHeader(buf, at + 1, n)
+  }
+}
+
+/** Strings up to this many UTF-16 units take the direct path (at most 3x bytes in UTF-8). */
+const DIRECT_STRING_MAX = 0x5000
+
+/**
+ * Writes one frame. Bytes and strings, the commonest payloads, are framed here directly
+ * (the same bytes msgpackr would produce); msgpackr's generic type dispatch costs several
+ * times more for them. Anything else goes through msgpackr's scratch buffer and is copied
+ * once into the batch.
+ */
+function writeMsgpackFrame(value: unknown, out: ByteSink, maxFrameSize: number): void {
+  if (value instanceof Uint8Array) {
+    const n = value.length
+    const payload = headerBytes(n, false) + n
+    if (payload > maxFrameSize) throw new FrameTooLargeError(payload, maxFrameSize)
+    const buf = out.reserve(FRAME_HEADER_BYTES + payload)
+    const at = out.length
+    writeFrameHeader(buf, at, payload)
+    writeSizedHeader(buf, at + FRAME_HEADER_BYTES, n, false)
+    buf.set(value, at + FRAME_HEADER_BYTES + payload - n)
+    out.commit(FRAME_HEADER_BYTES + payload)
+    return
+  }
+  if (typeof value === 'string' && value.length <= DIRECT_STRING_MAX) {
+    const n = Buffer.byteLength(value, 'utf8')
+    const payload = headerBytes(n, true) + n
+    if (payload > maxFrameSize) throw new FrameTooLargeError(payload, maxFrameSize)
+    const buf = out.reserve(FRAME_HEADER_BYTES + payload) as Buffer
+    const at = out.length
+    writeFrameHeader(buf, at, payload)
+    writeSizedHeader(buf, at + FRAME_HEADER_BYTES, n, true)
+    buf.write(value, at + FRAME_HEADER_BYTES + payload - n, n, 'utf8')
+    out.commit(FRAME_HEADER_BYTES + payload)
+    return
+  }
+  let scratch: Buffer & { start: number; end: number }
+  try {
+    scratch = packr.pack(value, SCRATCH_MODE) as Buffer & { start: number; end: number }
+  } catch (error) {
+    throw new EncodeError(`value cannot be encoded as MessagePack: ${describeFailure(error)}`, { cause: error })
+  }
+  const payload = scratch.end - scratch.start
+  if (payload > maxFrameSize) throw new FrameTooLargeError(payload, maxFrameSize)
+  const buf = out.reserve(FRAME_HEADER_BYTES + payload)
+  const at = out.length
+  writeFrameHeader(buf, at, payload)
+  scratch.copy(buf, at + FRAME_HEADER_BYTES, scratch.start, scratch.end)
+  out.commit(FRAME_HEADER_BYTES + payload)
+}
+
+/** The default codec: each value is one length-prefixed MessagePack frame. */
+export const msgpackCodec: Codec = {
+  name: 'msgpack',
+  write: writeMsgpackFrame,
+  createDecoder({ maxFrameSize }) {
+    const frames = new FrameDecoder({ maxFrameSize })
+    return {
+      decode(chunk, deliver) {
+        frames.push(chunk)
+        while (frames.nextFrame()) {
+          const value = unpackRange(frames.frameSource as Uint8Array, frames.frameStart, frames.frameEnd)
+          if (!deliver(value)) return
+        }
+      },
+    }
+  },
+}
+
+/**
+ * Bytes as they arrive, for talking to servers that are not wmesh. `receiveData` gets a
+ * `Buffer` per read; `sendData` takes a `string` (UTF-8) or bytes.
+ */
+export const rawCodec: Codec = {
+  name: 'raw',
+  write(value, out) {
+    let bytes: Uint8Array
+    if (typeof value === 'string') bytes = Buffer.from(value, 'utf8')
+    else if (value instanceof Uint8Array) bytes = value
+    else throw new EncodeError(`the raw codec sends strings and bytes, got ${value === null ? 'null' : typeof value}`)
+    const buf = out.reserve(bytes.length)
+    buf.set(bytes, out.length)
+    out.commit(bytes.length)
+  },
+  createDecoder() {
+    return {
+      decode(chunk, deliver) {
+        deliver(chunk)
+      },
+    }
+  },
+}
+
+/** Resolves a codec option to a codec. */
+export function resolveCodec(codec: CodecName | Codec | undefined): Codec {
+  if (codec === undefined || codec === 'msgpack') return msgpackCodec
+  if (codec === 'raw') return rawCodec
+  if (typeof codec === 'object' && codec !== null && typeof codec.write === 'function') return codec
+  throw new TypeError(`unknown codec ${JSON.stringify(codec)}; use 'msgpack', 'raw' or a Codec object`)
+}

@@ -1,0 +1,20 @@
+import type { Logger } from 'pino'
+import type { Connection } from './connection.js'
+import type { ServerHandle } from './server.js'
+import { TimerSet } from './timers.js'
+
+/** The state a running worker owns: everything `stop()` must end. Internal. */
+export class WorkerRuntime {
+  readonly logger: Logger
+  readonly timers: TimerSet
+  readonly connections = new Set<Connection>()
+  readonly servers = new Set<ServerHandle>()
+  stopped = false
+  readonly onError: (error: unknown) => void
+
+  constructor(logger: Logger, onError: (error: unknown) => void) {
+    this.logger = logger
+    this.onError = onError
+    this.timers = new TimerSet(onError)
+  }
+}

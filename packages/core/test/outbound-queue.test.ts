@@ -1,0 +1,104 @@
+import type { Socket } from 'node:net'
+import { describe, expect, it } from 'vitest'
+import { FrameDecoder, msgpackCodec, rawCodec, unpackFrame, WriteQueueFullError } from '../src/index.js'
+import { OutboundQueue } from '../src/internal.js'
+
+/** Records what reaches `write`, standing in for a socket whose kernel buffer takes everything. */
+function fakeSocket(writableLength = 0): { socket: Socket; writes: Buffer[] } {
+  const writes: Buffer[] = []
+  const socket = {
+    writableLength,
+    write(chunk: Uint8Array) {
+      writes.push(Buffer.from(chunk))
+      return true
+    },
+  }
+  return { socket: socket as unknown as Socket, writes }
+}
+
+function frames(bytes: Buffer): unknown[] {
+  return [...new FrameDecoder().decode(bytes)].map(unpackFrame)
+}
+
+describe('OutboundQueue', () => {
+  it('writes all frames queued in one tick with a single write', async () => {
+    const { socket, writes } = fakeSocket()
+    const queue = new OutboundQueue(socket)
+    for (let i = 0; i < 1000; i++) msgpackCodec.write({ i }, queue, 1024)
+    expect(writes).toHaveLength(0)
+    await Promise.resolve()
+    expect(writes).toHaveLength(1)
+    const values = frames(writes[0] as Buffer)
+    expect(values).toHaveLength(1000)
+    expect(values[999]).toEqual({ i: 999 })
+  })
+
+  it('writes again in the next tick for frames queued later, without overwriting the first batch', async () => {
+    const { socket, writes } = fakeSocket()
+    const queue = new OutboundQueue(socket)
+    msgpackCodec.write('a', queue, 1024)
+    await Promise.resolve()
+    msgpackCodec.write('b', queue, 1024)
+    msgpackCodec.write(Buffer.from('c'), queue, 1024)
+    await Promise.resolve()
+    expect(writes.map((w) => w.length)).toEqual([6, 13])
+    expect(frames(writes[0] as Buffer)).toEqual(['a'])
+    expect(frames(writes[1] as Buffer)).toEqual(['b', Buffer.from('c')])
+  })
+
+  it('flushes a large batch early instead of holding it for the whole tick', () => {
+    const { socket, writes } = fakeSocket()
+    const queue = new OutboundQueue(socket)
+    for (let i = 0; i < 10; i++) rawCodec.write(Buffer.alloc(64 * 1024), queue, 0)
+    expect(writes.length).toBeGreaterThanOrEqual(2)
+  })
+
+  it('reports backpressure above the high-water mark and refuses above the hard limit', () => {
+    const { socket } = fakeSocket()
+    const queue = new OutboundQueue(socket, { highWaterMark: 10, maxQueuedBytes: 20 })
+    rawCodec.write(Buffer.alloc(5), queue, 0)
+    expect(queue.writable).toBe(true)
+    rawCodec.write(Buffer.alloc(5), queue, 0)
+    expect(queue.writable).toBe(false)
+    rawCodec.write(Buffer.alloc(10), queue, 0)
+    expect(() => rawCodec.write(Buffer.alloc(1), queue, 0)).toThrow(WriteQueueFullError)
+    expect(queue.bufferedBytes).toBe(20)
+  })
+
+  it('counts bytes the socket still holds as queued', () => {
+    const { socket } = fakeSocket(15)
+    const queue = new OutboundQueue(socket, { highWaterMark: 10, maxQueuedBytes: 20 })
+    expect(queue.writable).toBe(false)
+    expect(() => rawCodec.write(Buffer.alloc(6), queue, 0)).toThrow(WriteQueueFullError)
+  })
+})
+
+describe('msgpack codec', () => {
+  it('frames bytes and strings exactly as msgpackr encodes them', async () => {
+    const values = [
+      Buffer.alloc(0),
+      Buffer.alloc(255, 1),
+      Buffer.alloc(256, 2),
+      Buffer.alloc(65536, 3),
+      '',
+      'a'.repeat(31),
+      'a'.repeat(32),
+      'é'.repeat(200),
+      'x'.repeat(70_000),
+    ]
+    const { socket, writes } = fakeSocket()
+    const queue = new OutboundQueue(socket)
+    for (const v of values) msgpackCodec.write(v, queue, 1 << 20)
+    queue.flush()
+    const { packValue } = await import('../src/index.js')
+    const expected = Buffer.concat(
+      values.map((v) => {
+        const p = packValue(v)
+        const h = Buffer.alloc(4)
+        h.writeUInt32BE(p.length)
+        return Buffer.concat([h, p])
+      }),
+    )
+    expect(Buffer.concat(writes).equals(expected)).toBe(true)
+  })
+})
