@@ -1,0 +1,44 @@
+/**
+ * The seed's FooWorker and TimeClient: a worker that connects to the time server and
+ * hands each message it receives to `getExternalData`.
+ */
+import { Handler, Worker } from '@wmesh/core'
+
+export interface FooWorkerArgs {
+  host?: string
+  port?: number
+}
+
+export class TimeClient extends Handler<FooWorker> {
+  override receiveData(data: unknown) {
+    this.worker.getExternalData(String(data))
+  }
+
+  override postInit() {
+    this.log.info('connection completed')
+  }
+}
+
+export default class FooWorker extends Worker {
+  static override workerName = 'foo_worker'
+  externalConnection: TimeClient | undefined
+  /** Every message received so far (newest last), for callers that want to look. */
+  readonly messages: string[] = []
+
+  override async create(args: FooWorkerArgs = {}) {
+    await this.connect(
+      args.host ?? 'localhost',
+      args.port ?? 11009,
+      TimeClient,
+      (conn) => {
+        this.externalConnection = conn
+      },
+      { codec: 'raw' },
+    )
+  }
+
+  getExternalData(data: string) {
+    this.messages.push(data)
+    this.log.info(`And external data is : ${JSON.stringify(data)}`)
+  }
+}
