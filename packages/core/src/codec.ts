@@ -76,17 +76,31 @@ const range = { start: 0, end: 0 }
 
 /** Decodes `source[start..end)`, which must hold exactly one MessagePack value. */
 function unpackRange(source: Uint8Array, start: number, end: number): unknown {
-  // 0xc1 is "never used" in the MessagePack spec; msgpackr returns a marker instead of failing.
-  if (source[start] === 0xc1) throw new FrameDecodeError('frame starts with the reserved MessagePack byte 0xc1')
   range.start = start
   range.end = end
+  let value: unknown
   try {
-    return unpackr.unpack(source, range)
+    value = unpackr.unpack(source, range)
   } catch (error) {
     throw new FrameDecodeError(
       `frame of ${end - start} bytes is not one valid MessagePack value: ${describeFailure(error)}`,
     )
   }
+  // 0xc1 is "never used" in the MessagePack spec, but msgpackr decodes it to a marker object.
+  // The byte scan is cheap; the walk runs only for frames that contain the byte at all.
+  if (source.subarray(start, end).includes(0xc1) && holdsReserved(value, 0)) {
+    throw new FrameDecodeError('frame holds the reserved MessagePack byte 0xc1')
+  }
+  return value
+}
+
+/** True if msgpackr's marker for 0xc1 appears anywhere in a decoded value. */
+function holdsReserved(value: unknown, depth: number): boolean {
+  if (value === null || typeof value !== 'object' || depth > 5000) return false
+  if (value.constructor?.name === 'C1Type') return true
+  if (value instanceof Uint8Array || value instanceof Date) return false
+  const items = Array.isArray(value) ? value : Object.values(value)
+  return items.some((item) => holdsReserved(item, depth + 1))
 }
 
 /** Decodes one frame payload that must hold exactly one MessagePack value. */

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
+import { formatAddress, MAX_TIMER_MS } from './address.js'
 import { type Codec, type CodecName, resolveCodec, type StreamDecoder } from './codec.js'
 import { type WaitOptions, waitWithDeadline } from './deadline.js'
 import {
@@ -13,9 +14,27 @@ import {
 } from './errors.js'
 import { DEFAULT_MAX_FRAME_SIZE } from './frame-decoder.js'
 import type { Handler } from './handler.js'
-import { OutboundQueue } from './outbound-queue.js'
+import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_QUEUED_BYTES, OutboundQueue } from './outbound-queue.js'
 import { kConnection } from './symbols.js'
 import { TimerSet } from './timers.js'
+
+/**
+ * Checks connection options up front, so a bad value fails the `connect`/`startServer`
+ * call instead of the first connection. Returns the resolved codec.
+ */
+export function validateConnectionOptions(options: ConnectionOptions): Codec {
+  const codec = resolveCodec(options.codec)
+  const max = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+  if (!Number.isInteger(max) || max < 1 || max > 0xffffffff) {
+    throw new RangeError(`maxFrameSize must be an integer between 1 and ${0xffffffff}, got ${max}`)
+  }
+  const high = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
+  const hard = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES
+  if (!(high > 0) || !(hard >= high)) {
+    throw new RangeError(`need 0 < highWaterMark (${high}) <= maxQueuedBytes (${hard})`)
+  }
+  return codec
+}
 
 /** Options shared by `connect` and `startServer`, applied to each connection. */
 export interface ConnectionOptions {
@@ -72,6 +91,8 @@ export class Connection {
   readonly #components: ConnectionComponents
   readonly #closeTimeout: number
   #error: Error | undefined
+  /** Set by `fail`: the socket is being destroyed, so nothing more is delivered or sent. */
+  #destroyed = false
   #closeTimer: ReturnType<typeof setTimeout> | undefined
   /** Rejects the pending `connect` promise, if any. */
   #onConnectFailed: ((error: Error) => void) | undefined
@@ -129,11 +150,10 @@ export class Connection {
   /** For outbound connections: waits for the socket to connect, then runs the hooks. */
   awaitConnect(onConnected: ((handler: Handler) => void) | undefined, timeout: number): Promise<Handler> {
     return new Promise<Handler>((resolve, reject) => {
+      const limit = Number.isFinite(timeout) ? Math.min(Math.max(0, timeout), MAX_TIMER_MS) : MAX_TIMER_MS
       const timer = setTimeout(() => {
-        this.fail(
-          new ConnectTimeoutError(`connect to ${this.peer.address}:${this.peer.port} timed out after ${timeout} ms`),
-        )
-      }, timeout)
+        this.fail(new ConnectTimeoutError(`connect to ${this.#where()} timed out after ${timeout} ms`))
+      }, limit)
       this.#onConnectFailed = (error) => {
         clearTimeout(timer)
         reject(error)
@@ -158,28 +178,32 @@ export class Connection {
     this.runHook('connectionCompleted', () => this.handler.connectionCompleted())
   }
 
+  /** True while values are delivered and may be sent. */
+  get open(): boolean {
+    return this.state === 'open' && !this.#destroyed
+  }
+
   send(value: unknown): boolean {
-    if (this.state === 'closed' || this.state === 'closing') {
-      throw new ConnectionClosedError(
-        `cannot send: connection to ${this.peer.address}:${this.peer.port} is ${this.state}`,
-      )
+    if (this.state === 'closed' || this.state === 'closing' || this.#destroyed) {
+      throw new ConnectionClosedError(`cannot send: connection to ${this.#where()} is ${this.state}`)
     }
     this.codec.write(value, this.queue, this.maxFrameSize)
     return this.queue.writable
   }
 
   waitForDrain(options: WaitOptions = {}): Promise<void> {
-    if (this.state === 'closed') return Promise.reject(new ConnectionClosedError('connection closed before drain'))
+    if (this.state === 'closed' || this.#destroyed) {
+      return Promise.reject(new ConnectionClosedError('connection closed before drain', { cause: this.#error }))
+    }
     this.queue.flush()
     if (this.queue.writable) return Promise.resolve()
     return waitWithDeadline<void>('waiting for drain', options, (resolve, reject) => {
-      const onDrain = (): void => resolve()
       const onClose = (): void =>
         reject(new ConnectionClosedError('connection closed before drain', { cause: this.#error }))
-      this.socket.on('drain', onDrain)
+      const cancel = this.queue.onWritable(resolve)
       this.socket.on('close', onClose)
       return () => {
-        this.socket.off('drain', onDrain)
+        cancel()
         this.socket.off('close', onClose)
       }
     })
@@ -209,9 +233,14 @@ export class Connection {
   /** Immediate: drop what is queued and close now. `error` reaches `unbind`. */
   fail(error: Error | undefined): void {
     if (this.state === 'closed') return
+    this.#destroyed = true
     if (error && !this.#error) this.#error = error
     this.queue.discard()
     this.socket.destroy()
+  }
+
+  #where(): string {
+    return formatAddress(this.peer.address, this.peer.port)
   }
 
   #hookError(hook: string, error: unknown): HandlerError {
@@ -235,7 +264,7 @@ export class Connection {
 
   /** Hands one decoded value to `receiveData`; false stops decoding (closed, or the hook threw). */
   readonly #deliver = (value: unknown): boolean => {
-    if (this.state !== 'open') return false
+    if (this.state !== 'open' || this.#destroyed) return false
     try {
       const result = this.handler.receiveData(value) as unknown
       if (result instanceof Promise) result.catch((error: unknown) => this.fail(this.#hookError('receiveData', error)))
@@ -248,7 +277,7 @@ export class Connection {
 
   readonly #onError = (error: NodeJS.ErrnoException): void => {
     if (this.#error) return
-    const where = `${this.peer.address}:${this.peer.port}`
+    const where = `${this.#where()}`
     this.#error =
       this.state === 'connecting'
         ? new ConnectError(`connect to ${where} failed: ${error.code ?? error.message}`, { cause: error })
@@ -271,16 +300,14 @@ export class Connection {
       this.#logClose(this.#hookError('unbind', e))
     }
     if (wasConnecting) {
-      this.#onConnectFailed?.(
-        error ?? new ConnectError(`connect to ${this.peer.address}:${this.peer.port} was cancelled`),
-      )
+      this.#onConnectFailed?.(error ?? new ConnectError(`connect to ${this.#where()} was cancelled`))
     }
     this.#components.onClosed(this)
   }
 
   #logClose(error: Error): void {
     const code = error instanceof WmeshError ? error.code : (error as NodeJS.ErrnoException).code
-    const peer = `${this.peer.address}:${this.peer.port}`
+    const peer = `${this.#where()}`
     // Bad input from a peer is a warning; a handler that throws is the user's bug, an error.
     const level = error instanceof HandlerError ? 'error' : 'warn'
     this.logger[level](

@@ -107,3 +107,49 @@ export class HandlerError extends WmeshError {
 export class ListenError extends WmeshError {
   override readonly code = 'ERR_LISTEN'
 }
+
+/** No running instance of the worker (or no such method on it) could take the call. */
+export class NoSuchWorkerError extends WmeshError {
+  override readonly code: string = 'ERR_NO_SUCH_WORKER'
+}
+
+/** The worker exists but has no public method of that name. A kind of `NoSuchWorkerError`. */
+export class NoSuchMethodError extends NoSuchWorkerError {
+  override readonly code = 'ERR_NO_SUCH_METHOD'
+}
+
+/** The worker instance handling a call stopped or crashed before answering. */
+export class WorkerDownError extends WmeshError {
+  override readonly code = 'ERR_WORKER_DOWN'
+}
+
+/** The node that was to handle a call is down or became unreachable. */
+export class NodeDownError extends WmeshError {
+  override readonly code = 'ERR_NODE_DOWN'
+}
+
+/** The node is shutting down and takes no new calls. */
+export class NodeStoppingError extends WmeshError {
+  override readonly code = 'ERR_NODE_STOPPING'
+}
+
+/** Invalid input to an API call (a bad worker name, key, or option). */
+export class InvalidArgumentError extends WmeshError {
+  override readonly code = 'ERR_INVALID_ARGUMENT'
+}
+
+/**
+ * The called method threw. `remoteCode`, `remoteName` and `remoteStack` describe the
+ * original error on the worker that ran the method.
+ */
+export class RemoteError extends WmeshError {
+  override readonly code = 'ERR_REMOTE'
+  constructor(
+    message: string,
+    readonly remoteCode: string | undefined,
+    readonly remoteName: string,
+    readonly remoteStack: string | undefined,
+  ) {
+    super(message)
+  }
+}

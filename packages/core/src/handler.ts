@@ -59,7 +59,7 @@ export class Handler<W extends Worker = Worker> {
 
   /** True from `connectionCompleted` until the connection starts closing. */
   get connected(): boolean {
-    return this.#conn().state === 'open'
+    return this.#conn().open
   }
 
   /** Bytes queued and not yet handed to the kernel. */

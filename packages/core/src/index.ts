@@ -19,6 +19,15 @@ export * from './errors.js'
 export { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_BYTES, FrameDecoder, type FrameDecoderInit } from './frame-decoder.js'
 export { type CloseOptions, Handler, type HandlerClass } from './handler.js'
 export { createDefaultLogger } from './logger.js'
+export type {
+  CallOptions,
+  Mesh,
+  NewWorkerOptions,
+  ResultCache,
+  WorkerInfo,
+  WorkerRef,
+  WorkerSelector,
+} from './mesh-api.js'
 export { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_QUEUED_BYTES } from './outbound-queue.js'
 export { ServerHandle, type ServerOptions } from './server.js'
 export { type StartWorkerOptions, startWorker, type WorkerHandle } from './start-worker.js'

@@ -38,6 +38,14 @@ export class OutboundQueue implements ByteSink {
   #end = 0
   #scheduled = false
   #closed = false
+  readonly #writableWaiters = new Set<() => void>()
+  /** Runs when the kernel has taken a write: wakes drain waiters once below the high-water mark. */
+  readonly #afterWrite = (): void => {
+    if (this.#writableWaiters.size === 0 || !this.writable) return
+    const waiters = [...this.#writableWaiters]
+    this.#writableWaiters.clear()
+    for (const wake of waiters) wake()
+  }
   readonly #flushTask = (): void => {
     this.#scheduled = false
     this.flush()
@@ -104,12 +112,23 @@ export class OutboundQueue implements ByteSink {
     if (this.#end === this.#start || this.#closed) return
     const chunk = this.#buffer.subarray(this.#start, this.#end)
     this.#start = this.#end
-    this.#socket.write(chunk)
+    this.#socket.write(chunk, this.#afterWrite)
+  }
+
+  /**
+   * Calls `wake` once the bytes still unsent fall below the high-water mark (checked each
+   * time the kernel takes a write; the socket's own 'drain' needs its buffer to have been
+   * full, which a low high-water mark never reaches). Returns a cancel function.
+   */
+  onWritable(wake: () => void): () => void {
+    this.#writableWaiters.add(wake)
+    return () => this.#writableWaiters.delete(wake)
   }
 
   /** Drops everything pending; later writes are ignored. */
   discard(): void {
     this.#closed = true
+    this.#writableWaiters.clear()
     this.#buffer = Buffer.alloc(0)
     this.#start = 0
     this.#end = 0

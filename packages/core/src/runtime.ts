@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { Connection } from './connection.js'
+import type { Mesh, ResultCache } from './mesh-api.js'
 import type { ServerHandle } from './server.js'
 import { TimerSet } from './timers.js'
 
@@ -10,6 +11,9 @@ export class WorkerRuntime {
   readonly connections = new Set<Connection>()
   readonly servers = new Set<ServerHandle>()
   stopped = false
+  /** Set when the worker runs inside a node. */
+  mesh: Mesh | undefined
+  cache: ResultCache | undefined
   readonly onError: (error: unknown) => void
 
   constructor(logger: Logger, onError: (error: unknown) => void) {

@@ -1,6 +1,6 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
-import { Connection, type ConnectionOptions } from './connection.js'
-import { ListenError } from './errors.js'
+import { Connection, type ConnectionOptions, validateConnectionOptions } from './connection.js'
+import { ListenError, WorkerStoppedError } from './errors.js'
 import type { Handler, HandlerClass } from './handler.js'
 import type { WorkerRuntime } from './runtime.js'
 
@@ -106,6 +106,7 @@ export function listen<H extends Handler>(
   onAccepted: ((handler: H) => void) | undefined,
   options: ServerOptions,
 ): Promise<ServerHandle> {
+  validateConnectionOptions(options)
   const server = createServer({ noDelay: true })
   server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
   let handle: ServerHandle | undefined
@@ -115,20 +116,30 @@ export function listen<H extends Handler>(
       return
     }
     const owner = handle
-    const handler = new HandlerClass()
     const peer = {
       address: socket.remoteAddress ?? '',
       port: socket.remotePort ?? 0,
       family: socket.remoteFamily ?? '',
     }
-    const connection = new Connection(socket, handler, 'open', peer, options, {
-      logger: runtime.logger,
-      worker,
-      onClosed: (c) => {
-        runtime.connections.delete(c)
-        owner.untrack(c)
-      },
-    })
+    let connection: Connection
+    try {
+      connection = new Connection(socket, new HandlerClass(), 'open', peer, options, {
+        logger: runtime.logger,
+        worker,
+        onClosed: (c) => {
+          runtime.connections.delete(c)
+          owner.untrack(c)
+        },
+      })
+    } catch (error) {
+      // A handler constructor that throws costs this connection only.
+      socket.destroy()
+      runtime.logger.error(
+        { component: 'core:server', err: error },
+        `cannot accept connection: ${HandlerClass.name} constructor threw: ${(error as Error)?.message}`,
+      )
+      return
+    }
     runtime.connections.add(connection)
     owner.track(connection)
     connection.accept(onAccepted as ((handler: Handler) => void) | undefined)
@@ -145,6 +156,12 @@ export function listen<H extends Handler>(
     server.once('error', onError)
     server.listen({ host, port, backlog: options.backlog, ipv6Only: options.ipv6Only }, () => {
       server.off('error', onError)
+      if (runtime.stopped) {
+        // The worker stopped while we were binding: nobody would ever close this server.
+        server.close()
+        reject(new WorkerStoppedError(`worker stopped before ${host}:${port} was bound`))
+        return
+      }
       server.on('error', (error) =>
         runtime.logger.error({ component: 'core:server', err: error }, `server error: ${error.message}`),
       )

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { waitWithDeadline } from './deadline.js'
 import { createDefaultLogger } from './logger.js'
+import type { Mesh, ResultCache } from './mesh-api.js'
 import { WorkerRuntime } from './runtime.js'
 import { kRuntime } from './symbols.js'
 import { type Worker, type WorkerClass, workerNameOf } from './worker.js'
@@ -16,6 +17,10 @@ export interface StartWorkerOptions {
   onError?: (error: unknown) => void
   /** Milliseconds `stop()` gives `onStop` and open connections before forcing them closed (default 10 s). */
   stopTimeout?: number
+  /** The cluster API behind `this.mesh`, when the worker runs in a node. */
+  mesh?: Mesh
+  /** The store behind `this.cache`, when the worker runs in a node. */
+  cache?: ResultCache
 }
 
 /** A running worker. */
@@ -49,6 +54,8 @@ export async function startWorker<W extends Worker>(
     ((error: unknown) =>
       logger.error({ err: error }, `worker callback threw: ${error instanceof Error ? error.message : String(error)}`))
   const runtime = new WorkerRuntime(logger, onError)
+  runtime.mesh = options.mesh
+  runtime.cache = options.cache
   const worker = new WorkerClass()
   worker[kRuntime] = runtime
   const stopTimeout = options.stopTimeout ?? DEFAULT_STOP_TIMEOUT

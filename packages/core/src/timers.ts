@@ -1,3 +1,5 @@
+import { MAX_TIMER_MS } from './address.js'
+
 /** A timer started with `addTimer` or `addPeriodicTimer`. Cancel it with `cancelTimer` or `cancel()`. */
 export class Timer {
   #handle: ReturnType<typeof setTimeout> | undefined
@@ -84,8 +86,8 @@ export class TimerSet {
 
   #check(ms: number): void {
     if (this.#closed) throw new Error('cannot add a timer: its owner has ended')
-    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
-      throw new RangeError(`timer interval must be a finite number of milliseconds >= 0, got ${ms}`)
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0 || ms > MAX_TIMER_MS) {
+      throw new RangeError(`timer interval must be between 0 and ${MAX_TIMER_MS} ms, got ${ms}`)
     }
   }
 

@@ -1,8 +1,9 @@
 import { connect as netConnect } from 'node:net'
 import type { Logger } from 'pino'
-import { Connection, type ConnectionOptions } from './connection.js'
+import { Connection, type ConnectionOptions, validateConnectionOptions } from './connection.js'
 import { AbortError, WorkerStoppedError } from './errors.js'
 import type { Handler, HandlerClass } from './handler.js'
+import type { Mesh, ResultCache } from './mesh-api.js'
 import type { WorkerRuntime } from './runtime.js'
 import { listen, type ServerHandle, type ServerOptions } from './server.js'
 import { kRuntime } from './symbols.js'
@@ -52,6 +53,23 @@ export class Worker {
     return runtime
   }
 
+  /**
+   * The cluster, to call other workers: `this.mesh.worker('foo_worker').call('method', arg)`.
+   * Available when the worker runs inside a node.
+   */
+  get mesh(): Mesh {
+    const mesh = this.#runtime().mesh
+    if (!mesh) throw new Error(`${this.constructor.name} is not running inside a wmesh node; this.mesh needs one`)
+    return mesh
+  }
+
+  /** This worker's result cache: `this.cache.set(key, value)`; callers read it with `askResult(key)`. */
+  get cache(): ResultCache {
+    const cache = this.#runtime().cache
+    if (!cache) throw new Error(`${this.constructor.name} is not running inside a wmesh node; this.cache needs one`)
+    return cache
+  }
+
   /** A pino logger that names this worker. */
   get log(): Logger {
     const runtime = this[kRuntime]
@@ -72,9 +90,16 @@ export class Worker {
     onConnected?: (handler: H) => void,
     options: ConnectOptions = {},
   ): Promise<H> {
-    const runtime = this.#runtime()
+    let runtime: WorkerRuntime
+    let handler: H
+    try {
+      runtime = this.#runtime()
+      validateConnectionOptions(options)
+      handler = new HandlerClass()
+    } catch (error) {
+      return Promise.reject(error)
+    }
     const socket = netConnect({ host, port, family: options.family, localAddress: options.localAddress, noDelay: true })
-    const handler = new HandlerClass()
     const connection = new Connection(socket, handler, 'connecting', { address: host, port, family: '' }, options, {
       logger: runtime.logger,
       worker: this,
@@ -115,7 +140,11 @@ export class Worker {
     onAccepted?: (handler: H) => void,
     options: ServerOptions = {},
   ): Promise<ServerHandle> {
-    return listen(this.#runtime(), this, host, port, HandlerClass, onAccepted, options)
+    try {
+      return listen(this.#runtime(), this, host, port, HandlerClass, onAccepted, options)
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 
   /** Runs `fn` once after `ms` milliseconds; cancelled when the worker stops. */

@@ -355,3 +355,89 @@ describe('timers', () => {
     await handle.stop()
   })
 })
+
+describe('review regressions', () => {
+  it('waitForDrain resolves with a high-water mark below the socket buffer once the reader catches up', async () => {
+    await using handle = await startWorker(Plain, undefined, { logger: memoryLogger().logger })
+    const accepted = deferred<Handler>()
+    const server = await handle.worker.startServer('127.0.0.1', 0, Handler, (h) => accepted.resolve(h), {
+      highWaterMark: 4096,
+    })
+    const reader = await rawSocket(server.port)
+    reader.pause()
+    const sender = await accepted.promise
+    let blocked = false
+    for (let i = 0; i < 100_000 && !blocked; i++) blocked = !sender.sendData(Buffer.alloc(512))
+    expect(blocked).toBe(true)
+    const drained = sender.waitForDrain({ timeout: 10_000 })
+    reader.resume()
+    await drained
+    expect(sender.bufferedBytes).toBeLessThan(4096)
+    reader.destroy()
+  })
+
+  it('rejects bad connection options at startServer and connect, before any socket exists', async () => {
+    await using handle = await startWorker(Plain, undefined, { logger: memoryLogger().logger })
+    await expect(handle.worker.startServer('127.0.0.1', 0, Handler, undefined, { maxQueuedBytes: 10 })).rejects.toThrow(
+      RangeError,
+    )
+    const server = await handle.worker.startServer('127.0.0.1', 0, Handler)
+    await expect(
+      handle.worker.connect('127.0.0.1', server.port, Handler, undefined, { maxFrameSize: 0 }),
+    ).rejects.toThrow(RangeError)
+    expect(server.connections).toBe(0)
+  })
+
+  it('a handler constructor that throws costs only that connection', async () => {
+    const { logger, lines } = memoryLogger()
+    let throwNext = true
+    class Picky extends Echo {
+      constructor() {
+        super()
+        if (throwNext) {
+          throwNext = false
+          throw new Error('constructor refused')
+        }
+      }
+    }
+    await using handle = await startWorker(Plain, undefined, { logger })
+    const server = await handle.worker.startServer('127.0.0.1', 0, Picky)
+    const refused = await rawSocket(server.port)
+    await once(refused, 'close')
+    const client = await handle.worker.connect('127.0.0.1', server.port, Collector)
+    client.sendData('ok')
+    await client.receivedCount(1)
+    expect(client.received).toEqual(['ok'])
+    expect(lines.some((l) => String(l.msg).includes('constructor refused'))).toBe(true)
+  })
+
+  it('after closeConnection() a handler receives nothing more, even from the same chunk', async () => {
+    const seen: unknown[] = []
+    const ended = deferred()
+    class CloseOnFirst extends Handler {
+      override receiveData(data: unknown) {
+        seen.push(data)
+        this.closeConnection()
+        expect(this.connected).toBe(false)
+        expect(() => this.sendData('late')).toThrow(/cannot send/)
+      }
+      override unbind() {
+        ended.resolve()
+      }
+    }
+    await using handle = await startWorker(Plain, undefined, { logger: memoryLogger().logger })
+    const server = await handle.worker.startServer('127.0.0.1', 0, CloseOnFirst)
+    const client = await handle.worker.connect('127.0.0.1', server.port, Handler)
+    client.sendData(1)
+    client.sendData(2)
+    client.sendData(3)
+    await ended.promise
+    expect(seen).toEqual([1])
+  })
+
+  it('refuses timer delays that Node would silently turn into 1 ms', async () => {
+    await using handle = await startWorker(Plain, undefined, { logger: memoryLogger().logger })
+    expect(() => handle.worker.addTimer(2 ** 31, () => {})).toThrow(RangeError)
+    expect(() => handle.worker.addPeriodicTimer(-1, () => {})).toThrow(RangeError)
+  })
+})

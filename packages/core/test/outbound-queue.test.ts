@@ -1,6 +1,13 @@
 import type { Socket } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { FrameDecoder, msgpackCodec, rawCodec, unpackFrame, WriteQueueFullError } from '../src/index.js'
+import {
+  FrameDecodeError,
+  FrameDecoder,
+  msgpackCodec,
+  rawCodec,
+  unpackFrame,
+  WriteQueueFullError,
+} from '../src/index.js'
 import { OutboundQueue } from '../src/internal.js'
 
 /** Records what reaches `write`, standing in for a socket whose kernel buffer takes everything. */
@@ -100,5 +107,13 @@ describe('msgpack codec', () => {
       }),
     )
     expect(Buffer.concat(writes).equals(expected)).toBe(true)
+  })
+
+  it('rejects the reserved byte 0xc1, alone or nested in a container', () => {
+    expect(() => unpackFrame(Uint8Array.of(0xc1))).toThrow(FrameDecodeError)
+    expect(() => unpackFrame(Uint8Array.of(0x91, 0xc1))).toThrow(FrameDecodeError)
+    expect(() => unpackFrame(Uint8Array.of(0x81, 0xa1, 0x61, 0x91, 0xc1))).toThrow(FrameDecodeError)
+    // The byte inside a string or bin payload is data, not the marker.
+    expect(Buffer.from(unpackFrame(Uint8Array.of(0xc4, 0x01, 0xc1)) as Uint8Array)).toEqual(Buffer.from([0xc1]))
   })
 })
