@@ -105,7 +105,12 @@ function holdsReserved(value: unknown, depth: number): boolean {
 
 /** Decodes one frame payload that must hold exactly one MessagePack value. */
 export function unpackFrame(payload: Uint8Array): unknown {
-  return unpackRange(payload, 0, payload.length)
+  // bin values come back as views of the source: keep them Buffers even when the bytes
+  // arrived as a plain Uint8Array (through postMessage, say).
+  const source = Buffer.isBuffer(payload)
+    ? payload
+    : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+  return unpackRange(source, 0, source.length)
 }
 
 /** Encodes one value as a MessagePack payload (without the frame header). */
