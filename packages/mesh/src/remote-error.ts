@@ -1,0 +1,62 @@
+import {
+  InvalidArgumentError,
+  NodeDownError,
+  NodeStoppingError,
+  NoSuchMethodError,
+  NoSuchWorkerError,
+  RemoteError,
+  TimeoutError,
+  type WmeshError,
+  WorkerDownError,
+} from '@wmesh/core'
+
+/** An error as it crosses a thread or a link: enough to rebuild a typed error on the other side. */
+export interface SerializedError {
+  code: string | undefined
+  name: string
+  message: string
+  stack: string | undefined
+  /** True when user code (the called method) threw it; it is then rebuilt as `RemoteError`. */
+  remote: boolean
+}
+
+const MAX_MESSAGE = 2000
+const MAX_STACK = 8000
+
+/** Turns any thrown value into a `SerializedError`. */
+export function serializeError(error: unknown, remote: boolean): SerializedError {
+  if (error instanceof RemoteError && remote) {
+    // A method that let a RemoteError through: keep the original remote description.
+    return { code: error.remoteCode, name: error.remoteName, message: error.message, stack: error.remoteStack, remote }
+  }
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code
+    return {
+      code: typeof code === 'string' ? code : undefined,
+      name: error.name,
+      message: error.message.slice(0, MAX_MESSAGE),
+      stack: error.stack?.slice(0, MAX_STACK),
+      remote,
+    }
+  }
+  return { code: undefined, name: 'Error', message: String(error).slice(0, MAX_MESSAGE), stack: undefined, remote }
+}
+
+const byCode: Record<string, new (message: string) => WmeshError> = {
+  ERR_NO_SUCH_WORKER: NoSuchWorkerError,
+  ERR_NO_SUCH_METHOD: NoSuchMethodError,
+  ERR_TIMEOUT: TimeoutError,
+  ERR_NODE_DOWN: NodeDownError,
+  ERR_NODE_STOPPING: NodeStoppingError,
+  ERR_WORKER_DOWN: WorkerDownError,
+  ERR_INVALID_ARGUMENT: InvalidArgumentError,
+}
+
+/** Rebuilds a typed error: `RemoteError` for what a method threw, else the class of its code. */
+export function rebuildError(error: SerializedError): Error {
+  if (!error.remote) {
+    const ErrorClass = error.code ? byCode[error.code] : undefined
+    if (ErrorClass) return new ErrorClass(error.message)
+  }
+  return new RemoteError(error.message, error.code, error.name, error.stack)
+}

@@ -1,0 +1,131 @@
+import type { MessagePort } from 'node:worker_threads'
+import {
+  type CallOptions,
+  type Mesh,
+  type NewWorkerOptions,
+  packValue,
+  type ResultCache,
+  TimeoutError,
+  unpackFrame,
+  type WaitOptions,
+  type WorkerInfo,
+  type WorkerRef,
+  type WorkerSelector,
+} from '@wmesh/core'
+import { waitWithDeadline } from '@wmesh/core/internal'
+import { rebuildError, type SerializedError } from './remote-error.js'
+import type { FromThread, ThreadRequest } from './thread-protocol.js'
+import { unpackTop } from './values.js'
+
+/** Extra time the thread waits beyond a call's own timeout, which the node enforces. */
+const BACKSTOP_MS = 1000
+const DEFAULT_OP_TIMEOUT = 10_000
+
+type Reply = { ok: true; value: Uint8Array } | { ok: false; error: SerializedError }
+
+/**
+ * The `Mesh` a worker sees inside its thread: every operation is a request to the node's
+ * main thread, answered by a reply. Each request has a deadline here too, so a worker
+ * never waits forever even if its node misbehaves.
+ */
+export class ThreadMesh implements Mesh {
+  readonly #port: MessagePort
+  readonly #callTimeout: number
+  readonly #pending = new Map<number, (reply: Reply) => void>()
+  #nextId = 1
+
+  constructor(port: MessagePort, callTimeout: number) {
+    this.#port = port
+    this.#callTimeout = callTimeout
+  }
+
+  /** Routes a `reply` message from the node to the request waiting for it. */
+  onReply(id: number, reply: Reply): void {
+    const settle = this.#pending.get(id)
+    if (settle) {
+      this.#pending.delete(id)
+      settle(reply)
+    }
+  }
+
+  async request(request: ThreadRequest, options: WaitOptions): Promise<Uint8Array> {
+    const id = this.#nextId++
+    const reply = await waitWithDeadline<Reply>(`${request.op} ${request.target ?? ''}`.trim(), options, (resolve) => {
+      this.#pending.set(id, resolve)
+      this.#port.postMessage({ t: 'request', id, request } satisfies FromThread)
+      return () => this.#pending.delete(id)
+    })
+    if (!reply.ok) throw rebuildError(reply.error)
+    return reply.value
+  }
+
+  worker(name: string, selector: WorkerSelector = {}): WorkerRef {
+    const target = name
+    const mesh = this
+    return {
+      async call<T>(method: string, arg?: unknown, options: CallOptions = {}): Promise<T> {
+        const timeout = options.timeout ?? mesh.#callTimeout
+        const bytes = await mesh
+          .request(
+            { op: 'call', target, selector, method, arg: packValue(arg), timeout },
+            { timeout: timeout + BACKSTOP_MS, signal: options.signal },
+          )
+          .catch((error: unknown) => {
+            if (error instanceof TimeoutError)
+              throw new TimeoutError(`call ${target}.${method} timed out after ${timeout} ms`)
+            throw error
+          })
+        return unpackTop(bytes) as T
+      },
+      async cast(method: string, arg?: unknown): Promise<void> {
+        await mesh.request(
+          { op: 'cast', target, selector, method, arg: packValue(arg) },
+          { timeout: DEFAULT_OP_TIMEOUT },
+        )
+      },
+      async askResult<T>(key: string, options: WaitOptions = {}): Promise<T | undefined> {
+        const bytes = await mesh.request(
+          { op: 'askResult', target, selector, key },
+          { timeout: DEFAULT_OP_TIMEOUT, ...options },
+        )
+        return (unpackFrame(bytes) as [T] | [])[0]
+      },
+      async delete(options: WaitOptions = {}): Promise<void> {
+        await mesh.request({ op: 'delete', target, selector }, { timeout: DEFAULT_OP_TIMEOUT, ...options })
+      },
+      async info(options: WaitOptions = {}): Promise<WorkerInfo[]> {
+        const bytes = await mesh.request({ op: 'info', target, selector }, { timeout: DEFAULT_OP_TIMEOUT, ...options })
+        return unpackFrame(bytes) as WorkerInfo[]
+      },
+    }
+  }
+
+  async newWorker(name: string, options: NewWorkerOptions): Promise<WorkerInfo> {
+    const bytes = await this.request(
+      { op: 'newWorker', target: name, key: options.key, data: packValue(options.data), node: options.node },
+      { timeout: options.timeout ?? DEFAULT_OP_TIMEOUT, signal: options.signal },
+    )
+    return unpackFrame(bytes) as WorkerInfo
+  }
+
+  async workers(options: WaitOptions = {}): Promise<WorkerInfo[]> {
+    const bytes = await this.request(
+      { op: 'info', target: undefined, selector: {} },
+      { timeout: DEFAULT_OP_TIMEOUT, ...options },
+    )
+    return unpackFrame(bytes) as WorkerInfo[]
+  }
+
+  /** The worker's result cache, kept by the node so it survives restarts of this thread. */
+  cache(): ResultCache {
+    const port = this.#port
+    return {
+      set(key: string, value: unknown) {
+        port.postMessage({ t: 'cache-set', key: String(key), value: packValue(value) } satisfies FromThread)
+      },
+      delete(key: string) {
+        port.postMessage({ t: 'cache-delete', key: String(key) } satisfies FromThread)
+      },
+    }
+  }
+}

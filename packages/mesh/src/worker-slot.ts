@@ -1,0 +1,302 @@
+import { Worker as Thread } from 'node:worker_threads'
+import { WorkerDownError, type WorkerInfo } from '@wmesh/core'
+import type { Logger } from 'pino'
+import { Backoff } from './backoff.js'
+import type { RestartPolicy } from './config.js'
+import { rebuildError, type SerializedError } from './remote-error.js'
+import type { FromThread, ThreadInit, ThreadRequest, ToThread } from './thread-protocol.js'
+
+/** One call handed to an instance, waiting for its result. */
+export interface PendingCall {
+  resolve(value: Uint8Array): void
+  reject(error: Error): void
+}
+
+/** What defines one worker instance. */
+export interface SlotSpec {
+  file: string
+  /** Name from the config, or undefined to take the module's `workerName`. */
+  name: string | undefined
+  key: string | undefined
+  instance: number | undefined
+  /** Arguments of `create`, MessagePack-encoded; undefined to ask the node once the name is known. */
+  args: Uint8Array | undefined
+  restart: RestartPolicy
+}
+
+/** What a slot needs from its node. */
+export interface SlotComponents {
+  logger: Logger
+  node: string
+  logLevel: string
+  callTimeout: number
+  /** Where worker threads' log lines go (stdout, or the pretty printer). */
+  logSink: NodeJS.WritableStream
+  /** A request from the worker (call another worker, newWorker, ...); answer through `respond`. */
+  onRequest(slot: WorkerSlot, request: ThreadRequest, respond: (reply: ToThread) => void, id: number): void
+  onCache(slot: WorkerSlot, key: string, value: Uint8Array | undefined): void
+  /** Called on every state change, e.g. to update the registry. */
+  onState(slot: WorkerSlot): void
+  /** `create` arguments for a slot whose spec has none, once its module has told its name. */
+  argsFor(slot: WorkerSlot): Uint8Array
+}
+
+/** The module could not be loaded or exports no Worker class. */
+export class WorkerLoadError extends Error {
+  readonly code = 'ERR_WORKER_LOAD'
+}
+
+const THREAD_ENTRY = new URL('./worker-thread.js', import.meta.url)
+
+/**
+ * One worker instance and its supervision: runs it in a thread of its own, restarts it
+ * with backoff when it throws, rejects or exits, and fails every call in flight at once
+ * when its thread ends.
+ */
+export class WorkerSlot {
+  readonly spec: SlotSpec
+  name: string
+  state: WorkerInfo['state'] = 'starting'
+  restarts = 0
+  lastExit: string | undefined
+  startedAt: number | undefined
+  methods: string[] = []
+  #methodSet = new Set<string>()
+  readonly #components: SlotComponents
+  readonly #backoff: Backoff
+  readonly #pending = new Map<number, PendingCall>()
+  #thread: Thread | undefined
+  #restartTimer: ReturnType<typeof setTimeout> | undefined
+  #stopping = false
+  #loadFailed = false
+  #stopped: Promise<void> | undefined
+  /** Settles the first start: loaded and created (or crashed), or failed to load. */
+  #firstStart: { resolve: () => void; reject: (error: Error) => void } | undefined
+
+  constructor(spec: SlotSpec, components: SlotComponents) {
+    this.spec = spec
+    this.name = spec.name ?? spec.file
+    this.#components = components
+    this.#backoff = new Backoff(spec.restart)
+  }
+
+  get key(): string | undefined {
+    return this.spec.key
+  }
+
+  get running(): boolean {
+    return this.state === 'running'
+  }
+
+  /** True if the worker has a public method of this name. */
+  hasMethod(method: string): boolean {
+    return this.#methodSet.has(method)
+  }
+
+  get inFlight(): number {
+    return this.#pending.size
+  }
+
+  get label(): string {
+    return this.spec.key !== undefined ? `${this.name}[${this.spec.key}]` : `${this.name}#${this.spec.instance ?? 0}`
+  }
+
+  info(): WorkerInfo {
+    return {
+      name: this.name,
+      key: this.spec.key,
+      instance: this.spec.instance,
+      node: this.#components.node,
+      state: this.state,
+      restarts: this.restarts,
+      lastExit: this.lastExit,
+      startedAt: this.startedAt,
+      methods: this.methods,
+    }
+  }
+
+  /**
+   * Starts the first thread. Resolves once the worker has run `create` (or crashed in it:
+   * supervision takes over); rejects with `WorkerLoadError` if the module cannot be loaded.
+   */
+  start(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#firstStart = { resolve, reject }
+      this.#spawn()
+    })
+  }
+
+  /** Hands a call to this instance's thread. */
+  dispatch(id: number, method: string, arg: Uint8Array, cast: boolean, pending: PendingCall | undefined): void {
+    const thread = this.#thread
+    if (!thread || this.state !== 'running') {
+      pending?.reject(new WorkerDownError(`${this.label} is ${this.state}`))
+      return
+    }
+    if (pending) this.#pending.set(id, pending)
+    thread.postMessage({ t: 'call', id, method, arg, cast } satisfies ToThread)
+  }
+
+  /** Drops a call that timed out; a late result is ignored. */
+  forget(id: number): void {
+    this.#pending.delete(id)
+  }
+
+  /**
+   * Stops the instance: its worker's `onStop` runs and its connections close, within
+   * `timeout` ms; after that the thread is terminated. Idempotent.
+   */
+  stop(timeout: number): Promise<void> {
+    this.#stopped ??= this.#stop(timeout)
+    return this.#stopped
+  }
+
+  async #stop(timeout: number): Promise<void> {
+    this.#stopping = true
+    if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer)
+    const thread = this.#thread
+    if (!thread) {
+      this.#setState('stopped')
+      return
+    }
+    this.#setState('stopping')
+    const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()))
+    thread.postMessage({ t: 'stop', timeout } satisfies ToThread)
+    const timer = setTimeout(() => {
+      this.#components.logger.warn(
+        { worker: this.label },
+        `worker did not stop within ${timeout} ms; terminating its thread`,
+      )
+      void thread.terminate()
+    }, timeout)
+    await exited
+    clearTimeout(timer)
+  }
+
+  #setState(state: WorkerInfo['state']): void {
+    if (this.state === state) return
+    this.state = state
+    this.#components.onState(this)
+  }
+
+  #spawn(): void {
+    const { node, logLevel, callTimeout, logger } = this.#components
+    const init: ThreadInit = {
+      file: this.spec.file,
+      node,
+      name: this.spec.name,
+      key: this.spec.key,
+      instance: this.spec.instance,
+      logLevel,
+      callTimeout,
+    }
+    this.#setState('starting')
+    const thread = new Thread(THREAD_ENTRY, { workerData: init, stdout: true })
+    this.#thread = thread
+    this.startedAt = Date.now()
+    let exitReason: string | undefined
+    thread.stdout.on('data', (chunk: Buffer) => this.#components.logSink.write(chunk))
+    const respond = (reply: ToThread): void => {
+      if (this.#thread === thread) thread.postMessage(reply)
+    }
+    thread.on('message', (message: FromThread) => {
+      switch (message.t) {
+        case 'loaded':
+          this.name = message.name
+          this.methods = message.methods
+          this.#methodSet = new Set(message.methods)
+          thread.postMessage({ t: 'create', args: this.spec.args ?? this.#components.argsFor(this) } satisfies ToThread)
+          break
+        case 'load-failed': {
+          const error = new WorkerLoadError(`cannot load worker ${this.spec.file}: ${message.error.message}`)
+          exitReason = error.message
+          this.#stopping = true
+          this.#loadFailed = true
+          if (this.#firstStart) this.#firstStart.reject(error)
+          else logger.error({ worker: this.label }, error.message)
+          this.#firstStart = undefined
+          void thread.terminate()
+          break
+        }
+        case 'ready':
+          this.#setState('running')
+          logger.info({ worker: this.label, restarts: this.restarts }, 'worker running')
+          this.#firstStart?.resolve()
+          this.#firstStart = undefined
+          break
+        case 'result': {
+          const pending = this.#pending.get(message.id)
+          if (!pending) break
+          this.#pending.delete(message.id)
+          if (message.ok) pending.resolve(message.value)
+          else pending.reject(rebuildError(message.error))
+          break
+        }
+        case 'request':
+          this.#components.onRequest(this, message.request, respond, message.id)
+          break
+        case 'cache-set':
+          this.#components.onCache(this, message.key, message.value)
+          break
+        case 'cache-delete':
+          this.#components.onCache(this, message.key, undefined)
+          break
+        case 'stopped':
+          break
+      }
+    })
+    thread.on('error', (error: Error) => {
+      exitReason = `threw: ${describe(error)}`
+    })
+    thread.on('exit', (code) => this.#onExit(thread, exitReason ?? `exited with code ${code}`))
+  }
+
+  #onExit(thread: Thread, reason: string): void {
+    if (this.#thread !== thread) return
+    this.#thread = undefined
+    const uptime = Date.now() - (this.startedAt ?? Date.now())
+    const pending = [...this.#pending.values()]
+    this.#pending.clear()
+    const error = new WorkerDownError(`${this.label} ended before answering (${reason})`)
+    for (const call of pending) call.reject(error)
+    if (this.#stopping) {
+      if (this.#loadFailed) this.lastExit = reason
+      this.#setState(this.#loadFailed ? 'failed' : 'stopped')
+      return
+    }
+    this.lastExit = reason
+    const delay = this.#backoff.crashed(uptime)
+    const fields = {
+      worker: this.label,
+      reason,
+      restarts: this.restarts,
+      nextRestartMs: delay,
+      failedCalls: pending.length,
+    }
+    if (this.#backoff.looping) {
+      this.#components.logger.error(
+        fields,
+        `worker crash loop: ${this.#backoff.consecutive} crashes in a row; restarting in ${delay} ms`,
+      )
+    } else {
+      this.#components.logger.warn(fields, `worker crashed (${reason}); restarting in ${delay} ms`)
+    }
+    this.#setState('backoff')
+    // The first start is settled by a crash too: the node is up, supervision carries on.
+    this.#firstStart?.resolve()
+    this.#firstStart = undefined
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined
+      if (this.#stopping) return
+      this.restarts++
+      this.#spawn()
+    }, delay)
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message
+  return String(error)
+}
+
+export type { SerializedError }

@@ -1,0 +1,141 @@
+/**
+ * Entry point of every worker thread: loads the user's worker module, reports its name
+ * and methods, runs `create(args)` when told, then serves calls until told to stop.
+ * User code runs only here, never in the node's main thread.
+ */
+import { register } from 'node:module'
+import { pathToFileURL } from 'node:url'
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads'
+import {
+  NoSuchMethodError,
+  packValue,
+  startWorker,
+  Worker,
+  type WorkerClass,
+  type WorkerHandle,
+} from '@wmesh/core'
+import { pino } from 'pino'
+import { serializeError } from './remote-error.js'
+import { ThreadMesh } from './thread-mesh.js'
+import type { FromThread, ThreadInit, ToThread } from './thread-protocol.js'
+import { unpackTop } from './values.js'
+import { publicMethods } from './worker-methods.js'
+
+if (!parentPort) throw new Error('worker-thread.js runs only as a worker thread of a wmesh node')
+const port: MessagePort = parentPort
+const init = workerData as ThreadInit
+const post = (message: FromThread): void => port.postMessage(message)
+
+/** Finds the Worker class a module exports: its default export, else its first Worker export. */
+function findWorkerClass(module: Record<string, unknown>): WorkerClass | undefined {
+  const isWorker = (v: unknown): v is WorkerClass => typeof v === 'function' && v.prototype instanceof Worker
+  if (isWorker(module.default)) return module.default
+  return Object.values(module).find(isWorker)
+}
+
+async function load(): Promise<WorkerClass | undefined> {
+  if (/\.[cm]?ts$/.test(init.file)) {
+    // TypeScript worker files run without a build step; tsx must hook in before our own
+    // resolver so that ours, registered last, runs first.
+    const tsx = await import('tsx/esm/api')
+    tsx.register()
+  }
+  // Worker modules import '@wmesh/core' from wherever they live (a `wmesh init` directory
+  // has no node_modules): map it to the node's own copy, which also keeps `instanceof Worker`
+  // and the runtime's symbols shared with this thread.
+  register(new URL('./core-resolve-hooks.js', import.meta.url), {
+    data: {
+      '@wmesh/core': import.meta.resolve('@wmesh/core'),
+      '@wmesh/core/internal': import.meta.resolve('@wmesh/core/internal'),
+      '@wmesh/mesh': new URL('./index.js', import.meta.url).href,
+    },
+  })
+  let module: Record<string, unknown>
+  try {
+    module = (await import(pathToFileURL(init.file).href)) as Record<string, unknown>
+  } catch (error) {
+    post({ t: 'load-failed', error: serializeError(error, false) })
+    return undefined
+  }
+  const WorkerClass = findWorkerClass(module)
+  if (!WorkerClass) {
+    post({
+      t: 'load-failed',
+      error: serializeError(
+        new Error(`${init.file} exports no Worker class (export default class X extends Worker)`),
+        false,
+      ),
+    })
+    return undefined
+  }
+  return WorkerClass
+}
+
+async function main(): Promise<void> {
+  const WorkerClass = await load()
+  if (!WorkerClass) return
+  const name = init.name ?? WorkerClass.workerName ?? WorkerClass.name
+  const methods = publicMethods(WorkerClass)
+  const methodSet = new Set(methods)
+  // startWorker adds { worker: name } to every line.
+  // Lines go to this thread's stdout, which the node forwards to its own sink (pretty on a terminal).
+  const logger = pino(
+    { level: init.logLevel, base: { node: init.node, key: init.key, instance: init.instance } },
+    process.stdout,
+  )
+  const mesh = new ThreadMesh(port, init.callTimeout)
+  let handle: WorkerHandle | undefined
+
+  const serve = async (id: number, method: string, arg: Uint8Array, cast: boolean): Promise<void> => {
+    if (!handle || !methodSet.has(method)) {
+      const error = new NoSuchMethodError(`${name} has no public method "${method}"`)
+      if (!cast) post({ t: 'result', id, ok: false, error: serializeError(error, false) })
+      return
+    }
+    const worker = handle.worker as unknown as Record<string, (arg: unknown) => unknown>
+    try {
+      const value = await (worker[method] as (arg: unknown) => unknown).call(worker, unpackTop(arg))
+      if (!cast) post({ t: 'result', id, ok: true, value: packValue(value) })
+    } catch (error) {
+      if (cast) logger.warn({ err: error, method }, `cast ${method} threw: ${(error as Error)?.message}`)
+      else post({ t: 'result', id, ok: false, error: serializeError(error, true) })
+    }
+  }
+
+  port.on('message', (message: ToThread) => {
+    switch (message.t) {
+      case 'create':
+        startWorker(WorkerClass, unpackTop(message.args), {
+          logger,
+          mesh,
+          cache: mesh.cache(),
+          // A worker timer that throws is a crash of this worker: end the thread so the node restarts it.
+          onError: (error) =>
+            setImmediate(() => {
+              throw error
+            }),
+        }).then((h) => {
+          handle = h
+          post({ t: 'ready' })
+        })
+        // A create() that throws rejects here; rethrowing ends the thread as a crash with that error.
+        break
+      case 'call':
+        void serve(message.id, message.method, message.arg, message.cast)
+        break
+      case 'reply':
+        mesh.onReply(message.id, message.ok ? { ok: true, value: message.value } : { ok: false, error: message.error })
+        break
+      case 'stop':
+        void (handle?.stop() ?? Promise.resolve()).finally(() => {
+          post({ t: 'stopped' })
+          // Whatever the user left running (a stray interval) must not keep the thread alive.
+          setImmediate(() => process.exit(0))
+        })
+        break
+    }
+  })
+  post({ t: 'loaded', name, methods })
+}
+
+await main()
