@@ -41,4 +41,9 @@ export default class FooWorker extends Worker {
     this.messages.push(data)
     this.log.info(`And external data is : ${JSON.stringify(data)}`)
   }
+
+  /** How many "Hello World" greetings arrived so far (callable: `wmesh call foo_worker greetings`). */
+  greetings(): number {
+    return this.messages.join('').split('Hello World\n').length - 1
+  }
 }

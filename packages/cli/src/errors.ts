@@ -1,0 +1,11 @@
+import { WmeshError } from '@wmesh/core'
+
+/** `wmesh init` would overwrite files that already exist (and `--force` was not given). */
+export class FileExistsError extends WmeshError {
+  override readonly code = 'ERR_FILE_EXISTS'
+}
+
+/** A command line the CLI cannot act on (beyond what the argument parser catches). */
+export class UsageError extends WmeshError {
+  override readonly code = 'ERR_USAGE'
+}

@@ -1,0 +1,31 @@
+import { WmeshError } from '@wmesh/core'
+import { ExitCode, exitCodeFor } from './exit-codes.js'
+
+/** Options of `fail` and `formatFailure`. */
+export interface FailOptions {
+  /** Also print the stack (and causes). */
+  verbose?: boolean
+}
+
+/**
+ * What `fail` prints for `error`: one line `wmesh: <message>`, plus the stack and causes
+ * when verbose. An unexpected error gets a hint that --verbose shows more.
+ */
+export function formatFailure(error: unknown, options: FailOptions = {}): string {
+  const message = (error instanceof Error ? error.message : String(error)).trim().replace(/\s*\n\s*/g, ' ')
+  let text = `wmesh: ${message || 'failed'}`
+  if (options.verbose) {
+    for (let e: unknown = error; e instanceof Error; e = e.cause) {
+      text += `\n${e.stack ?? `${e.name}: ${e.message}`}`
+    }
+  } else if (!(error instanceof WmeshError) && exitCodeFor(error) === ExitCode.unexpected) {
+    text += ' (run with --verbose for details)'
+  }
+  return text
+}
+
+/** Prints `error` as one line on stderr (see `formatFailure`) and exits with its mapped code. */
+export function fail(error: unknown, options: FailOptions = {}): never {
+  process.stderr.write(`${formatFailure(error, options)}\n`)
+  process.exit(exitCodeFor(error))
+}
