@@ -7,6 +7,8 @@ import { Handler, Worker } from '@wmesh/core'
 export interface FooWorkerArgs {
   host?: string
   port?: number
+  /** In a cluster: connect to the server published under this name, wherever it runs. */
+  service?: string
 }
 
 export class TimeClient extends Handler<FooWorker> {
@@ -26,15 +28,15 @@ export default class FooWorker extends Worker {
   readonly messages: string[] = []
 
   override async create(args: FooWorkerArgs = {}) {
-    await this.connect(
-      args.host ?? 'localhost',
-      args.port ?? 11009,
-      TimeClient,
-      (conn) => {
-        this.externalConnection = conn
-      },
-      { codec: 'raw' },
-    )
+    const keep = (conn: TimeClient) => {
+      this.externalConnection = conn
+    }
+    if (args.service) {
+      // The seed's connect, without a hard-coded address: the registry knows where "time" runs.
+      await this.connectService(args.service, TimeClient, keep, { codec: 'raw' })
+    } else {
+      await this.connect(args.host ?? 'localhost', args.port ?? 11009, TimeClient, keep, { codec: 'raw' })
+    }
   }
 
   getExternalData(data: string) {

@@ -153,3 +153,8 @@ export class RemoteError extends WmeshError {
     super(message)
   }
 }
+
+/** No server is published under that name (or none on the node asked for). */
+export class NoSuchServiceError extends WmeshError {
+  override readonly code = 'ERR_NO_SUCH_SERVICE'
+}

@@ -21,9 +21,13 @@ export { type CloseOptions, Handler, type HandlerClass } from './handler.js'
 export { createDefaultLogger } from './logger.js'
 export type {
   CallOptions,
+  CallOutcome,
   Mesh,
   NewWorkerOptions,
+  NodeInfo,
+  ResolveServiceOptions,
   ResultCache,
+  ServiceInfo,
   WorkerInfo,
   WorkerRef,
   WorkerSelector,

@@ -10,7 +10,10 @@ export interface CallOptions extends WaitOptions {
 export interface WorkerSelector {
   /** Only the instance started with this key (BackgrounDRb's `worker_key`). */
   key?: string
-  /** Only instances on this node (by node name or id), or `'all'` for one result per node. */
+  /**
+   * Only instances on this node (by node name or id), or `'all'`: then `call` runs on every
+   * node that has the worker and resolves to one `CallOutcome` per node.
+   */
   node?: string
 }
 
@@ -60,6 +63,46 @@ export interface NewWorkerOptions extends WaitOptions {
   node?: string
 }
 
+/** A server a worker published with `startServer(..., { publish: name })`. */
+export interface ServiceInfo {
+  name: string
+  /** Address other hosts can reach it at (never a wildcard like 0.0.0.0). */
+  host: string
+  port: number
+  /** The codec the server speaks, so `connectService` can match it. */
+  codec: string
+  node: string
+  worker: string
+  key: string | undefined
+}
+
+/** What the registry says about one node. */
+export interface NodeInfo {
+  id: string
+  name: string
+  incarnation: string
+  addresses: string[]
+  /** Link port (0 for a standalone node). */
+  port: number
+  status: 'up' | 'stopping'
+  startedAt: number
+  version: string
+  /** Worker instances on the node, and how many are running. */
+  workers: number
+  running: number
+  /** Round trip of the link heartbeat, from the node answering (undefined for itself). */
+  rtt: number | undefined
+}
+
+/** One node's answer to a `call` with `{ node: 'all' }`. */
+export type CallOutcome<T = unknown> = { node: string; ok: true; value: T } | { node: string; ok: false; error: Error }
+
+/** Options of `resolveService`. */
+export interface ResolveServiceOptions extends WaitOptions {
+  /** Only publishers on this node (name or id). */
+  node?: string
+}
+
 /** The mesh as workers and clients see it. */
 export interface Mesh {
   /** A reference to a worker by name, optionally a given key or node. */
@@ -68,6 +111,15 @@ export interface Mesh {
   newWorker(name: string, options: NewWorkerOptions): Promise<WorkerInfo>
   /** Every worker instance. */
   workers(options?: WaitOptions): Promise<WorkerInfo[]>
+  /** Every node of the cluster. */
+  nodes(options?: WaitOptions): Promise<NodeInfo[]>
+  /** Every published server. */
+  services(options?: WaitOptions): Promise<ServiceInfo[]>
+  /**
+   * Picks one publisher of a service (local first, then round-robin). Rejects with
+   * `NoSuchServiceError` when none is up.
+   */
+  resolveService(name: string, options?: ResolveServiceOptions): Promise<ServiceInfo>
 }
 
 /** A worker's result cache (BackgrounDRb's `cache[key] = value`), kept by its node across restarts. */

@@ -14,6 +14,9 @@ export class WorkerRuntime {
   /** Set when the worker runs inside a node. */
   mesh: Mesh | undefined
   cache: ResultCache | undefined
+  /** Told when a server with a `publish` name starts listening and when it stops. */
+  onPublish: ((server: ServerHandle, codec: string) => void) | undefined
+  onUnpublish: ((server: ServerHandle) => void) | undefined
   readonly onError: (error: unknown) => void
 
   constructor(logger: Logger, onError: (error: unknown) => void) {

@@ -72,13 +72,18 @@ export class ServerHandle {
   /** Stops accepting and closes every connection now. */
   destroy(): void {
     this.#server.close()
-    this.#runtime.servers.delete(this)
+    this.#unregister()
     for (const connection of [...this.#connections]) connection.fail(undefined)
+  }
+
+  #unregister(): void {
+    if (!this.#runtime.servers.delete(this)) return
+    if (this.publish !== undefined) this.#runtime.onUnpublish?.(this)
   }
 
   async #close(timeout: number): Promise<void> {
     const stopped = new Promise<void>((resolve) => this.#server.close(() => resolve()))
-    this.#runtime.servers.delete(this)
+    this.#unregister()
     const open = [...this.#connections]
     const closed = open.map(
       (c) =>
@@ -167,6 +172,7 @@ export function listen<H extends Handler>(
       )
       handle = new ServerHandle(server, runtime, options.publish)
       runtime.servers.add(handle)
+      if (options.publish !== undefined) runtime.onPublish?.(handle, validateConnectionOptions(options).name)
       resolve(handle)
     })
   })

@@ -3,6 +3,7 @@ import { waitWithDeadline } from './deadline.js'
 import { createDefaultLogger } from './logger.js'
 import type { Mesh, ResultCache } from './mesh-api.js'
 import { WorkerRuntime } from './runtime.js'
+import type { ServerHandle } from './server.js'
 import { kRuntime } from './symbols.js'
 import { type Worker, type WorkerClass, workerNameOf } from './worker.js'
 
@@ -21,6 +22,9 @@ export interface StartWorkerOptions {
   mesh?: Mesh
   /** The store behind `this.cache`, when the worker runs in a node. */
   cache?: ResultCache
+  /** Told when a server started with `publish` listens (with its codec name) and when it closes. */
+  onPublish?: (server: ServerHandle, codec: string) => void
+  onUnpublish?: (server: ServerHandle) => void
 }
 
 /** A running worker. */
@@ -56,6 +60,8 @@ export async function startWorker<W extends Worker>(
   const runtime = new WorkerRuntime(logger, onError)
   runtime.mesh = options.mesh
   runtime.cache = options.cache
+  runtime.onPublish = options.onPublish
+  runtime.onUnpublish = options.onUnpublish
   const worker = new WorkerClass()
   worker[kRuntime] = runtime
   const stopTimeout = options.stopTimeout ?? DEFAULT_STOP_TIMEOUT

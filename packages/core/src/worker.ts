@@ -1,5 +1,6 @@
 import { connect as netConnect } from 'node:net'
 import type { Logger } from 'pino'
+import type { CodecName } from './codec.js'
 import { Connection, type ConnectionOptions, validateConnectionOptions } from './connection.js'
 import { AbortError, WorkerStoppedError } from './errors.js'
 import type { Handler, HandlerClass } from './handler.js'
@@ -145,6 +146,25 @@ export class Worker {
     } catch (error) {
       return Promise.reject(error)
     }
+  }
+
+  /**
+   * Connects to a server some worker published with `startServer(..., { publish: name })`,
+   * on any node: the seed's `connect` without a hard-coded address. Picks a publisher like
+   * calls do (local first, then round-robin) and speaks its codec unless `options.codec`
+   * says otherwise. Rejects with `NoSuchServiceError` when none is up.
+   */
+  async connectService<H extends Handler>(
+    name: string,
+    HandlerClass: HandlerClass<H>,
+    onConnected?: (handler: H) => void,
+    options: ConnectOptions & { node?: string } = {},
+  ): Promise<H> {
+    const service = await this.mesh.resolveService(name, { node: options.node, timeout: options.timeout })
+    return this.connect(service.host, service.port, HandlerClass, onConnected, {
+      ...options,
+      codec: options.codec ?? (service.codec as CodecName),
+    })
   }
 
   /** Runs `fn` once after `ms` milliseconds; cancelled when the worker stops. */

@@ -85,7 +85,27 @@ export const nodeConfigSchema = z
     listen: hostPort.default('0.0.0.0:7946').describe('Address for links from other nodes and clients.'),
     join: z.array(hostPort).default([]).describe('Static seeds HOST:PORT, for networks without multicast.'),
     mdns: z.boolean().default(true).describe('Discover nodes with mDNS (_wmesh._tcp).'),
-    secretFile: z.string().optional().describe('File holding the cluster secret (wmesh init writes one).'),
+    secretFile: z
+      .string()
+      .optional()
+      .describe('File holding the cluster secret (wmesh init writes one). Without it the node runs standalone.'),
+    advertise: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Address other hosts reach this node (and its services) at; default: the listen host or the host addresses.',
+      ),
+    interface: z.string().min(1).optional().describe('IPv4 address of the network interface mDNS uses (default: all).'),
+    tls: z
+      .boolean()
+      .default(false)
+      .describe('Encrypt links with TLS 1.3, keyed from the cluster secret (no certificates).'),
+    heartbeatInterval: milliseconds.min(50).default(500).describe('How often links send heartbeats (ms).'),
+    heartbeatTimeout: milliseconds
+      .min(100)
+      .default(3000)
+      .describe('A peer silent this long is marked down (ms); TCP close marks it down at once.'),
     workersDir: z
       .string()
       .optional()

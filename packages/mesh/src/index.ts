@@ -3,7 +3,9 @@
  * caches, schedules and configuration.
  */
 
+export { type ConnectMeshOptions, connectMesh, MeshClient } from './client.js'
 export * from './config-exports.js'
 export { createNodeLogger, type NodeLoggerOptions } from './logger.js'
-export { MeshNode, type MeshNodeComponents, type MeshNodeEvents } from './node.js'
+export type { MeshEvents } from './mesh-types.js'
+export { MeshNode, type MeshNodeComponents } from './node.js'
 export type { ScheduleStats } from './scheduler.js'

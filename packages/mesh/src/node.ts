@@ -1,17 +1,20 @@
-import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { readdir } from 'node:fs/promises'
-import { hostname } from 'node:os'
+import { readdir, readFile } from 'node:fs/promises'
+import { hostname, networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import {
   type CallOptions,
   InvalidArgumentError,
   type Mesh,
   type NewWorkerOptions,
+  NodeDownError,
   NodeStoppingError,
   NoSuchMethodError,
+  NoSuchServiceError,
   NoSuchWorkerError,
   packValue,
+  type ResolveServiceOptions,
+  type ServiceInfo,
   TimeoutError,
   unpackFrame,
   type WaitOptions,
@@ -20,8 +23,13 @@ import {
   type WorkerSelector,
 } from '@wmesh/core'
 import type { Logger } from 'pino'
+import { Cluster } from './cluster.js'
+import type { ClusterMessage, ClusterOp, NodeEntry, ServiceEntry, WorkerEntry } from './cluster-protocol.js'
 import { ConfigError, type NodeConfig, type NodeConfigInput, parseNodeConfig, restartSchema } from './config.js'
+import { type NodeIdentity, newIdentity } from './identity.js'
 import { createNodeLogger, logSinkOf } from './logger.js'
+import { type CallOutcome, type MeshEvents, type NodeInfo, nodeInfo, serviceInfo, workerInfo } from './mesh-types.js'
+import { forwardRegistryEvents } from './registry-events.js'
 import { serializeError } from './remote-error.js'
 import { ResultStore } from './result-cache.js'
 import { Scheduler } from './scheduler.js'
@@ -35,57 +43,53 @@ export interface MeshNodeComponents {
   logger?: Logger
 }
 
-/** Events a node emits. */
-export interface MeshNodeEvents {
-  'worker:up': [WorkerInfo]
-  'worker:down': [WorkerInfo]
-}
-
 const WORKER_FILE = /\.(m?js|c?js|m?ts|cts)$/
 const NIL = packValue(undefined)
 const FIXARRAY_0 = Uint8Array.of(0x90)
 const FIXARRAY_1 = Uint8Array.of(0x91)
+const VERSION = '0.1.0'
+
+/** Where a call goes: one of this node's instances, or another node. */
+type Route = { local: WorkerSlot } | { remote: NodeEntry }
 
 /**
  * A wmesh node: hosts workers, each instance in a worker thread of its own, supervised
- * and restarted with backoff; routes calls between them; keeps their result caches; runs
- * schedules. The main thread runs no user code.
+ * and restarted with backoff; links with the other nodes of its cluster (when it has a
+ * secret) and keeps the cluster registry; routes calls to any instance on any node;
+ * keeps result caches; runs schedules. The main thread runs no user code.
  *
  * It is also the `Mesh` for the program that owns it: `node.worker('foo').call(...)`.
  */
-export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
+export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   readonly config: NodeConfig
-  /** The configured (or host) name. */
-  readonly name: string
-  /** Random per start: tells this run of the node from earlier ones. */
-  readonly incarnation: string
-  /** `name:incarnation`. */
-  readonly id: string
+  readonly identity: NodeIdentity
   readonly logger: Logger
   readonly #slots = new Map<string, WorkerSlot[]>()
   /** Module file of each worker name, for `newWorker`. */
   readonly #files = new Map<string, string>()
   readonly #results = new ResultStore()
   readonly #roundRobin = new Map<string, number>()
+  /** Servers published by this node's workers, by slot. */
+  readonly #services = new Map<WorkerSlot, ServiceEntry[]>()
   readonly #components: SlotComponents
+  readonly #cluster: Cluster
   #scheduler: Scheduler | undefined
   #nextCallId = 1
   #inFlight = 0
   #idleWaiters: Array<() => void> = []
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new'
   #stopped: Promise<void> | undefined
+  #publishScheduled = false
 
   constructor(config: NodeConfigInput | NodeConfig, components: MeshNodeComponents = {}) {
     super()
     this.config = parseNodeConfig(config)
-    this.name = this.config.name ?? sanitizeHostname(hostname())
-    this.incarnation = randomBytes(6).toString('hex')
-    this.id = `${this.name}:${this.incarnation}`
+    this.identity = newIdentity(this.config.name ?? sanitizeHostname(hostname()))
     const root = components.logger ?? createNodeLogger({ level: this.config.logLevel })
-    this.logger = root.child({ node: this.name })
+    this.logger = root.child({ node: this.identity.name })
     this.#components = {
       logger: this.logger.child({ component: 'mesh:supervisor' }),
-      node: this.name,
+      node: this.identity.name,
       logLevel: this.config.logLevel,
       callTimeout: this.config.callTimeout,
       logSink: logSinkOf(root),
@@ -96,13 +100,65 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
       },
       onState: (slot) => this.#onSlotState(slot),
       argsFor: (slot) => packValue(this.config.workers[slot.name]?.args),
+      onPublish: (slot, service) => {
+        const list = this.#services.get(slot) ?? []
+        list.push({ ...service, worker: slot.name, key: slot.key, host: this.#serviceHost(service.host) })
+        this.#services.set(slot, list)
+        this.#publishSelf()
+      },
+      onUnpublish: (slot, port) => {
+        const list = (this.#services.get(slot) ?? []).filter((s) => s.port !== port)
+        if (list.length > 0) this.#services.set(slot, list)
+        else this.#services.delete(slot)
+        this.#publishSelf()
+      },
     }
+    const [listenHost, listenPort] = splitHostPort(this.config.listen)
+    this.#cluster = new Cluster(
+      {
+        identity: this.identity,
+        cluster: this.config.cluster,
+        secret: new Uint8Array(),
+        listen: { host: listenHost, port: listenPort },
+        seeds: this.config.join,
+        mdns: this.config.mdns,
+        mdnsInterface: this.config.interface,
+        advertise: this.config.advertise,
+        tls: this.config.tls,
+        heartbeatInterval: this.config.heartbeatInterval,
+        heartbeatTimeout: this.config.heartbeatTimeout,
+        version: VERSION,
+      },
+      {
+        logger: this.logger,
+        describeSelf: () => this.#describeSelf(),
+        serveCall: (message, fromClient) => this.#serveCall(message, fromClient),
+        serveOp: (op, fromClient, node) => this.#serveOp(op, fromClient, node),
+      },
+    )
+    this.#forwardRegistryEvents()
+  }
+
+  /** The configured (or host) name. */
+  get name(): string {
+    return this.identity.name
+  }
+
+  /** `name:incarnation`; the incarnation is new at every start. */
+  get id(): string {
+    return this.identity.id
+  }
+
+  /** The port links listen on (0 until started, and when standalone). */
+  get port(): number {
+    return this.#cluster.port
   }
 
   /**
-   * Loads every configured worker and starts its instances. Resolves when each has run
-   * `create` (or crashed in it and is under supervision). Rejects with `ConfigError` if a
-   * module cannot be loaded or exports no Worker; then nothing is left running.
+   * Loads every configured worker and starts its instances, then (with a secret) starts
+   * listening for links and discovering peers. Resolves when each worker has run `create`
+   * (or crashed in it and is under supervision). Rejects with `ConfigError` if a module
+   * cannot be loaded or exports no Worker; then nothing is left running.
    */
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error(`node ${this.name} was already started`)
@@ -111,19 +167,27 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
       await this.#startWorkers()
       this.#scheduler = new Scheduler(this.config.schedules, (s) => this.#runSchedule(s), this.logger)
       this.#scheduler.start()
+      this.#cluster.updateSelf()
+      await this.#startCluster()
     } catch (error) {
+      this.#scheduler?.stop()
       await this.#stopSlots(2000)
+      await this.#cluster.stop('start failed')
       this.#state = 'stopped'
       if (error instanceof WorkerLoadError) throw new ConfigError(error.message)
       throw error
     }
     this.#state = 'running'
-    this.logger.info({ id: this.id, workers: this.#allSlots().length }, `node ${this.name} running`)
+    this.logger.info(
+      { id: this.id, workers: this.#allSlots().length, port: this.port || undefined },
+      `node ${this.name} running`,
+    )
   }
 
   /**
-   * Graceful stop: takes no new calls, lets calls in flight finish, then stops every worker
-   * (its `onStop` runs, its connections close), all within `shutdownTimeout`. Idempotent.
+   * Graceful stop: tells peers its workers are stopping (so new calls go elsewhere), takes
+   * no new calls, lets calls in flight finish, stops every worker (its `onStop` runs, its
+   * connections close), says goodbye to its peers; all within `shutdownTimeout`. Idempotent.
    */
   stop(): Promise<void> {
     this.#stopped ??= this.#stop()
@@ -143,42 +207,62 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
     const node = this
     return {
       async call<T>(method: string, arg?: unknown, options: CallOptions = {}): Promise<T> {
-        const bytes = await node.#call(name, selector, method, packValue(arg), options.timeout, options.signal)
+        if (selector.node === 'all') return (await node.#callAll(name, selector, method, packValue(arg), options)) as T
+        const bytes = await node.#call(name, selector, method, packValue(arg), options.timeout, options.signal, true)
         return unpackTop(bytes) as T
       },
       async cast(method: string, arg?: unknown): Promise<void> {
-        node.#cast(name, selector, method, packValue(arg))
+        node.#cast(name, selector, method, packValue(arg), true)
       },
-      async askResult<T>(key: string): Promise<T | undefined> {
-        return (unpackFrame(node.#askResult(name, selector, key)) as [T] | [])[0]
+      async askResult<T>(key: string, options: WaitOptions = {}): Promise<T | undefined> {
+        return (unpackFrame(await node.#askResult(name, selector, key, options.timeout)) as [T] | [])[0]
       },
-      async delete(): Promise<void> {
-        await node.#delete(name, selector)
+      async delete(options: WaitOptions = {}): Promise<void> {
+        await node.#delete(name, selector, options.timeout)
       },
       async info(): Promise<WorkerInfo[]> {
-        return node.#select(name, selector).map((s) => s.info())
+        return node
+          .#workerInfos()
+          .filter((w) => w.name === name && (selector.key === undefined || w.key === selector.key))
       },
     }
   }
 
   async newWorker(name: string, options: NewWorkerOptions): Promise<WorkerInfo> {
     this.#checkAccepting()
-    const file = this.#files.get(name)
-    if (!file) throw new NoSuchWorkerError(`node ${this.name} has no worker module named "${name}"`)
     if (typeof options.key !== 'string' || options.key.length === 0) {
       throw new InvalidArgumentError(`newWorker(${name}) needs a non-empty string key`)
     }
-    if (this.#slotsOf(name).some((s) => s.key === options.key)) {
-      throw new InvalidArgumentError(`${name} already has an instance with key "${options.key}"`)
+    const target = options.node === undefined ? undefined : this.#nodeByName(options.node)
+    if (target && target.id !== this.id) {
+      const bytes = await this.#cluster.op(
+        target.id,
+        { op: 'newWorker', target: name, key: options.key, data: packValue(options.data) },
+        options.timeout ?? this.config.callTimeout,
+      )
+      return unpackFrame(bytes) as WorkerInfo
     }
-    const slot = this.#addSlot({ file, name, key: options.key, instance: undefined, args: packValue(options.data) })
-    await slot.start()
-    return slot.info()
+    return this.#newLocalWorker(name, options.key, packValue(options.data))
   }
 
   async workers(_options?: WaitOptions): Promise<WorkerInfo[]> {
-    return this.#allSlots().map((s) => s.info())
+    return this.#workerInfos()
   }
+
+  /** Every node in this node's view of the cluster, itself included. */
+  async nodes(_options?: WaitOptions): Promise<NodeInfo[]> {
+    return this.#cluster.registry.nodes().map((entry) => nodeInfo(entry, this.#cluster.rtt(entry.id)))
+  }
+
+  async services(_options?: WaitOptions): Promise<ServiceInfo[]> {
+    return this.#cluster.registry.nodes().flatMap((entry) => entry.services.map((s) => serviceInfo(s, entry)))
+  }
+
+  async resolveService(name: string, options: ResolveServiceOptions = {}): Promise<ServiceInfo> {
+    return this.#resolveService(name, options.node)
+  }
+
+  // --- workers -------------------------------------------------------------------------
 
   /**
    * Configured workers start one after another in the order they are listed (instances of
@@ -219,10 +303,11 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
     const first = this.#addSlot({ file, name: undefined, key: undefined, instance: 0, args: undefined })
     await first.start()
     const name = first.name
-    if (this.#files.has(name) && this.#files.get(name) !== file) {
+    const known = this.#files.get(name)
+    if (known !== undefined && known !== file) {
       this.logger.warn(
         { file, worker: name },
-        `${file} defines worker "${name}", which the config already maps to ${this.#files.get(name)}; ignoring it`,
+        `${file} defines worker "${name}", already loaded from ${known}; ignoring it`,
       )
       this.#removeSlot(first)
       await first.stop(2000)
@@ -240,6 +325,18 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
       more.push(this.#addSlot({ file, name, key: undefined, instance: i, args: undefined }).start())
     }
     await Promise.all(more)
+  }
+
+  async #newLocalWorker(name: string, key: string, data: Uint8Array): Promise<WorkerInfo> {
+    this.#checkAccepting()
+    const file = this.#files.get(name)
+    if (!file) throw new NoSuchWorkerError(`node ${this.name} has no worker module named "${name}"`)
+    if (this.#slotsOf(name).some((s) => s.key === key)) {
+      throw new InvalidArgumentError(`${name} already has an instance with key "${key}" on node ${this.name}`)
+    }
+    const slot = this.#addSlot({ file, name, key, instance: undefined, args: data })
+    await slot.start()
+    return slot.info()
   }
 
   #addSlot(spec: {
@@ -266,6 +363,8 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
         if (list.length === 0) this.#slots.delete(name)
       }
     }
+    this.#services.delete(slot)
+    this.#publishSelf()
   }
 
   #onSlotState(slot: WorkerSlot): void {
@@ -279,10 +378,37 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
         this.#slots.set(slot.name, target)
       }
     }
-    if (slot.state === 'running') this.emit('worker:up', slot.info())
-    else if (slot.state === 'backoff' || slot.state === 'stopped' || slot.state === 'failed') {
-      this.emit('worker:down', slot.info())
-    }
+    // A worker that is not running publishes nothing.
+    if (slot.state !== 'running') this.#services.delete(slot)
+    this.#publishSelf()
+  }
+
+  /** Publishes this node's entry once per tick, however many slots changed in it. */
+  #publishSelf(): void {
+    if (this.#publishScheduled) return
+    this.#publishScheduled = true
+    queueMicrotask(() => {
+      this.#publishScheduled = false
+      this.#cluster.updateSelf()
+    })
+  }
+
+  #describeSelf(): Pick<NodeEntry, 'workers' | 'services'> {
+    const stopping = this.#state === 'stopping' || this.#state === 'stopped'
+    const workers: WorkerEntry[] = this.#allSlots().map((slot) => {
+      const info = slot.info()
+      return {
+        name: info.name,
+        key: info.key,
+        instance: info.instance,
+        state: stopping && info.state === 'running' ? 'stopping' : info.state,
+        restarts: info.restarts,
+        lastExit: info.lastExit,
+        startedAt: info.startedAt,
+        methods: info.methods,
+      }
+    })
+    return { workers, services: stopping ? [] : [...this.#services.values()].flat() }
   }
 
   #slotsOf(name: string): WorkerSlot[] {
@@ -293,10 +419,11 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
     return [...this.#slots.values()].flat()
   }
 
-  #select(name: string, selector: WorkerSelector): WorkerSlot[] {
-    const slots = this.#slotsOf(name)
-    return selector.key !== undefined ? slots.filter((s) => s.key === selector.key) : slots
+  #workerInfos(): WorkerInfo[] {
+    return this.#cluster.registry.nodes().flatMap((entry) => entry.workers.map((w) => workerInfo(w, entry)))
   }
+
+  // --- routing -------------------------------------------------------------------------
 
   #checkAccepting(): void {
     if (this.#state === 'stopping' || this.#state === 'stopped') {
@@ -304,32 +431,60 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
     }
   }
 
-  /** Picks a running instance: the keyed one, or round-robin over the unkeyed ones. */
-  #route(name: string, selector: WorkerSelector, method: string): WorkerSlot {
+  #nodeByName(node: string): NodeEntry {
+    const entry = this.#cluster.registry.get(node) ?? this.#cluster.registry.byName(node)
+    if (!entry) throw new NodeDownError(`node "${node}" is not in the cluster (as seen from ${this.name})`)
+    return entry
+  }
+
+  /**
+   * Picks where a call goes: a running local instance if there is one (round-robin over
+   * unkeyed ones, or the keyed one), else a node whose registry entry lists one.
+   */
+  #route(name: string, selector: WorkerSelector, method: string, anyNode: boolean): Route {
     this.#checkAccepting()
-    if (selector.node !== undefined && selector.node !== this.name && selector.node !== this.id) {
-      throw new NoSuchWorkerError(`no node "${selector.node}" is known to ${this.name}`)
+    const matches = (w: { name: string; key: string | undefined; state: string }) =>
+      w.name === name &&
+      w.state === 'running' &&
+      (selector.key !== undefined ? w.key === selector.key : w.key === undefined)
+    let onlyNode: NodeEntry | undefined
+    if (selector.node !== undefined) onlyNode = this.#nodeByName(selector.node)
+    if (onlyNode === undefined || onlyNode.id === this.id) {
+      const running = this.#slotsOf(name).filter((s) => matches({ name, key: s.key, state: s.state }))
+      if (running.length > 0) {
+        const slot = running[this.#turn(name) % running.length] as WorkerSlot
+        if (!slot.hasMethod(method)) throw new NoSuchMethodError(`${name} has no public method "${method}"`)
+        return { local: slot }
+      }
     }
-    const slots = this.#slotsOf(name)
-    if (slots.length === 0) throw new NoSuchWorkerError(`no worker named "${name}" on node ${this.name}`)
-    const candidates =
-      selector.key !== undefined
-        ? slots.filter((s) => s.key === selector.key)
-        : slots.filter((s) => s.key === undefined)
-    const running = candidates.filter((s) => s.running)
-    if (running.length === 0) {
-      const what = selector.key !== undefined ? `${name} with key "${selector.key}"` : `${name} (unkeyed)`
-      const why =
-        candidates.length === 0
-          ? 'no such instance'
-          : `instances are ${[...new Set(candidates.map((s) => s.state))].join('/')}`
-      throw new NoSuchWorkerError(`no running instance of ${what} on node ${this.name}: ${why}`)
+    if (anyNode && onlyNode?.id !== this.id) {
+      const nodes = (onlyNode ? [onlyNode] : this.#cluster.registry.nodes()).filter(
+        (entry) => entry.id !== this.id && entry.workers.some(matches),
+      )
+      if (nodes.length > 0) {
+        const entry = nodes[this.#turn(`@${name}`) % nodes.length] as NodeEntry
+        const worker = entry.workers.find(matches) as WorkerEntry
+        if (!worker.methods.includes(method)) throw new NoSuchMethodError(`${name} has no public method "${method}"`)
+        return { remote: entry }
+      }
     }
-    const turn = this.#roundRobin.get(name) ?? 0
-    this.#roundRobin.set(name, turn + 1)
-    const slot = running[turn % running.length] as WorkerSlot
-    if (!slot.hasMethod(method)) throw new NoSuchMethodError(`${name} has no public method "${method}"`)
-    return slot
+    const what = selector.key !== undefined ? `${name} with key "${selector.key}"` : name
+    const where = onlyNode ? `on node ${onlyNode.name}` : anyNode ? 'in the cluster' : `on node ${this.name}`
+    throw new NoSuchWorkerError(`no running instance of ${what} ${where}`)
+  }
+
+  #turn(key: string): number {
+    const turn = this.#roundRobin.get(key) ?? 0
+    this.#roundRobin.set(key, turn + 1)
+    return turn
+  }
+
+  /** Counts a call in flight until `promise` settles, for graceful stop. */
+  #track<T>(promise: Promise<T>): Promise<T> {
+    this.#inFlight++
+    return promise.finally(() => {
+      if (--this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake()
+    })
   }
 
   #call(
@@ -337,67 +492,180 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
     selector: WorkerSelector,
     method: string,
     arg: Uint8Array,
-    timeout?: number,
-    signal?: AbortSignal,
+    timeout: number | undefined,
+    signal: AbortSignal | undefined,
+    anyNode: boolean,
   ): Promise<Uint8Array> {
-    let slot: WorkerSlot
+    let route: Route
     try {
-      slot = this.#route(name, selector, method)
+      route = this.#route(name, selector, method, anyNode)
     } catch (error) {
       return Promise.reject(error)
     }
     const limit = timeout ?? this.config.callTimeout
+    if ('remote' in route) {
+      return this.#track(
+        this.#cluster.call(route.remote.id, {
+          target: name,
+          key: selector.key,
+          method,
+          arg,
+          timeout: limit,
+          cast: false,
+        }),
+      )
+    }
+    const slot = route.local
     const id = this.#nextCallId++
-    this.#inFlight++
-    return new Promise<Uint8Array>((resolve, reject) => {
-      let settled = false
-      const finish = (): boolean => {
-        if (settled) return false
-        settled = true
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        if (--this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake()
-        return true
-      }
-      const timer = setTimeout(() => {
-        slot.forget(id)
-        if (finish()) reject(new TimeoutError(`call ${name}.${method} timed out after ${limit} ms`))
-      }, limit)
-      const onAbort = (): void => {
-        slot.forget(id)
-        if (finish()) reject(new TimeoutError(`call ${name}.${method} was aborted`))
-      }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      slot.dispatch(id, method, arg, false, {
-        resolve: (value) => finish() && resolve(value),
-        reject: (error) => finish() && reject(error),
+    return this.#track(
+      new Promise<Uint8Array>((resolve, reject) => {
+        let settled = false
+        const finish = (): boolean => {
+          if (settled) return false
+          settled = true
+          clearTimeout(timer)
+          signal?.removeEventListener('abort', onAbort)
+          return true
+        }
+        const timer = setTimeout(() => {
+          slot.forget(id)
+          if (finish()) reject(new TimeoutError(`call ${name}.${method} timed out after ${limit} ms`))
+        }, limit)
+        const onAbort = (): void => {
+          slot.forget(id)
+          if (finish()) reject(new TimeoutError(`call ${name}.${method} was aborted`))
+        }
+        signal?.addEventListener('abort', onAbort, { once: true })
+        slot.dispatch(id, method, arg, false, {
+          resolve: (value) => finish() && resolve(value),
+          reject: (error) => finish() && reject(error),
+        })
+      }),
+    )
+  }
+
+  #cast(name: string, selector: WorkerSelector, method: string, arg: Uint8Array, anyNode: boolean): void {
+    const route = this.#route(name, selector, method, anyNode)
+    if ('remote' in route) {
+      void this.#cluster.call(route.remote.id, {
+        target: name,
+        key: selector.key,
+        method,
+        arg,
+        timeout: this.config.callTimeout,
+        cast: true,
       })
-    })
-  }
-
-  #cast(name: string, selector: WorkerSelector, method: string, arg: Uint8Array): void {
-    const slot = this.#route(name, selector, method)
-    slot.dispatch(this.#nextCallId++, method, arg, true, undefined)
-  }
-
-  /** The stored value as a one-element MessagePack array, or an empty array: a stored nil stays nil. */
-  #askResult(name: string, selector: WorkerSelector, key: string): Uint8Array {
-    if (this.#slotsOf(name).length === 0 && !this.#files.has(name)) {
-      throw new NoSuchWorkerError(`no worker named "${name}" on node ${this.name}`)
+      return
     }
-    const value = this.#results.get(name, selector.key, key)
-    return value ? Buffer.concat([FIXARRAY_1, value]) : FIXARRAY_0
+    route.local.dispatch(this.#nextCallId++, method, arg, true, undefined)
   }
 
-  async #delete(name: string, selector: WorkerSelector): Promise<void> {
-    const slots = this.#select(name, selector)
-    if (slots.length === 0) {
-      const what = selector.key !== undefined ? `${name} with key "${selector.key}"` : name
-      throw new NoSuchWorkerError(`no instance of ${what} on node ${this.name}`)
+  /** `node: 'all'`: the call on every node that runs the worker, one outcome per node. */
+  async #callAll(
+    name: string,
+    selector: WorkerSelector,
+    method: string,
+    arg: Uint8Array,
+    options: CallOptions,
+  ): Promise<CallOutcome[]> {
+    const nodes = this.#cluster.registry
+      .nodes()
+      .filter((entry) =>
+        entry.workers.some(
+          (w) =>
+            w.name === name &&
+            w.state === 'running' &&
+            (selector.key === undefined ? w.key === undefined : w.key === selector.key),
+        ),
+      )
+    if (nodes.length === 0) throw new NoSuchWorkerError(`no running instance of ${name} in the cluster`)
+    return Promise.all(
+      nodes.map(async (entry): Promise<CallOutcome> => {
+        try {
+          const bytes = await this.#call(
+            name,
+            { ...selector, node: entry.id },
+            method,
+            arg,
+            options.timeout,
+            options.signal,
+            true,
+          )
+          return { node: entry.name, ok: true, value: unpackTop(bytes) }
+        } catch (error) {
+          return { node: entry.name, ok: false, error: error as Error }
+        }
+      }),
+    )
+  }
+
+  async #askResult(name: string, selector: WorkerSelector, key: string, timeout?: number): Promise<Uint8Array> {
+    const local = this.#slotsOf(name).some((s) => selector.key === undefined || s.key === selector.key)
+    const onlyNode = selector.node === undefined ? undefined : this.#nodeByName(selector.node)
+    if ((local && (!onlyNode || onlyNode.id === this.id)) || this.#files.has(name)) {
+      const value = this.#results.get(name, selector.key, key)
+      if (value || onlyNode?.id === this.id) return value ? Buffer.concat([FIXARRAY_1, value]) : FIXARRAY_0
     }
-    for (const slot of slots) this.#removeSlot(slot)
-    await Promise.all(slots.map((s) => s.stop(this.config.shutdownTimeout)))
-    for (const slot of slots) this.#results.drop(slot.name, slot.key)
+    const holder = (onlyNode ? [onlyNode] : this.#cluster.registry.nodes()).find(
+      (entry) =>
+        entry.id !== this.id &&
+        entry.workers.some((w) => w.name === name && (selector.key === undefined || w.key === selector.key)),
+    )
+    if (!holder) {
+      if (local || this.#files.has(name)) return FIXARRAY_0
+      throw new NoSuchWorkerError(`no worker named "${name}" in the cluster`)
+    }
+    return this.#cluster.op(
+      holder.id,
+      { op: 'askResult', target: name, key: selector.key, entry: key },
+      timeout ?? this.config.callTimeout,
+    )
+  }
+
+  async #delete(name: string, selector: WorkerSelector, timeout?: number): Promise<void> {
+    const slots = this.#slotsOf(name).filter((s) => selector.key === undefined || s.key === selector.key)
+    const onlyNode = selector.node === undefined ? undefined : this.#nodeByName(selector.node)
+    if (slots.length > 0 && (!onlyNode || onlyNode.id === this.id)) {
+      for (const slot of slots) this.#removeSlot(slot)
+      await Promise.all(slots.map((s) => s.stop(this.config.shutdownTimeout)))
+      for (const slot of slots) this.#results.drop(slot.name, slot.key)
+      this.#publishSelf()
+      return
+    }
+    const holder = (onlyNode ? [onlyNode] : this.#cluster.registry.nodes()).find(
+      (entry) =>
+        entry.id !== this.id &&
+        entry.workers.some((w) => w.name === name && (selector.key === undefined || w.key === selector.key)),
+    )
+    const what = selector.key !== undefined ? `${name} with key "${selector.key}"` : name
+    if (!holder) throw new NoSuchWorkerError(`no instance of ${what} in the cluster`)
+    await this.#cluster.op(
+      holder.id,
+      { op: 'delete', target: name, key: selector.key },
+      timeout ?? this.config.shutdownTimeout,
+    )
+  }
+
+  #resolveService(name: string, node: string | undefined): ServiceInfo {
+    const onlyNode = node === undefined ? undefined : this.#nodeByName(node)
+    const entries = onlyNode ? [onlyNode] : this.#cluster.registry.nodes()
+    const local = entries
+      .filter((e) => e.id === this.id)
+      .flatMap((e) => e.services.filter((s) => s.name === name).map((s) => serviceInfo(s, e)))
+    const candidates =
+      local.length > 0
+        ? local
+        : entries.flatMap((e) => e.services.filter((s) => s.name === name).map((s) => serviceInfo(s, e)))
+    if (candidates.length === 0) {
+      throw new NoSuchServiceError(`no server is published as "${name}"${onlyNode ? ` on node ${onlyNode.name}` : ''}`)
+    }
+    return candidates[this.#turn(`service:${name}`) % candidates.length] as ServiceInfo
+  }
+
+  /** The address to record for a published server: never a wildcard. */
+  #serviceHost(bound: string): string {
+    if (bound !== '0.0.0.0' && bound !== '::' && bound !== '') return bound
+    return this.#cluster.self.addresses[0] ?? this.#addresses()[0] ?? '127.0.0.1'
   }
 
   async #runSchedule(schedule: NodeConfig['schedules'][number]): Promise<void> {
@@ -407,8 +675,12 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
       schedule.method,
       packValue(schedule.data),
       schedule.timeout ?? this.config.callTimeout,
+      undefined,
+      false,
     )
   }
+
+  // --- requests from threads, other nodes and clients ---------------------------------
 
   /** Serves what a worker thread asks of the mesh, replying to that same thread. */
   #onThreadRequest(_slot: WorkerSlot, request: ThreadRequest, respond: (reply: ToThread) => void, id: number): void {
@@ -417,9 +689,23 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
     const run = async (): Promise<Uint8Array> => {
       switch (request.op) {
         case 'call':
-          return this.#call(request.target, request.selector, request.method, request.arg, request.timeout)
+          if (request.selector.node === 'all') {
+            const outcomes = await this.#callAll(request.target, request.selector, request.method, request.arg, {
+              timeout: request.timeout,
+            })
+            return packValue(outcomes.map(serializeOutcome))
+          }
+          return this.#call(
+            request.target,
+            request.selector,
+            request.method,
+            request.arg,
+            request.timeout,
+            undefined,
+            true,
+          )
         case 'cast':
-          this.#cast(request.target, request.selector, request.method, request.arg)
+          this.#cast(request.target, request.selector, request.method, request.arg, true)
           return NIL
         case 'askResult':
           return this.#askResult(request.target, request.selector, request.key)
@@ -436,13 +722,95 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
           return NIL
         case 'info':
           return packValue(
-            request.target === undefined
-              ? this.#allSlots().map((s) => s.info())
-              : this.#select(request.target, request.selector).map((s) => s.info()),
+            this.#workerInfos().filter(
+              (w) =>
+                request.target === undefined ||
+                (w.name === request.target && (request.selector.key === undefined || w.key === request.selector.key)),
+            ),
           )
+        case 'resolveService':
+          return packValue(this.#resolveService(request.name, request.node))
+        case 'services':
+          return packValue(await this.services())
+        case 'nodes':
+          return packValue(await this.nodes())
       }
     }
     run().then(ok, fail)
+  }
+
+  /** A call from another node runs here; a client's call may be routed anywhere. */
+  #serveCall(message: Extract<ClusterMessage, { t: 'call' }>, fromClient: boolean): Promise<Uint8Array> {
+    const selector: WorkerSelector = {
+      key: message.key ?? undefined,
+      node: fromClient ? (message.node ?? undefined) : undefined,
+    }
+    if (message.cast) {
+      this.#cast(message.target, selector, message.method, message.arg, fromClient)
+      return Promise.resolve(NIL)
+    }
+    return this.#call(message.target, selector, message.method, message.arg, message.timeout, undefined, fromClient)
+  }
+
+  async #serveOp(op: ClusterOp, fromClient: boolean, node: string | undefined): Promise<Uint8Array> {
+    if (fromClient && node !== undefined) {
+      const target = this.#nodeByName(node)
+      if (target.id !== this.id) return this.#cluster.op(target.id, op, this.config.callTimeout)
+    }
+    switch (op.op) {
+      case 'askResult':
+        return this.#askResult(
+          op.target,
+          { key: op.key ?? undefined, node: fromClient ? undefined : this.id },
+          op.entry,
+        )
+      case 'newWorker':
+        return packValue(await this.#newLocalWorker(op.target, op.key, op.data))
+      case 'delete':
+        await this.#delete(op.target, { key: op.key ?? undefined, node: fromClient ? undefined : this.id })
+        return NIL
+      case 'ping':
+        return packValue({ node: this.name, id: this.id, at: Date.now() })
+      case 'stop':
+        this.logger.warn({ reason: op.reason }, `stop requested remotely: ${op.reason}`)
+        setImmediate(() => this.emit('stop-requested', op.reason))
+        return NIL
+    }
+  }
+
+  // --- cluster ---------------------------------------------------------------------------
+
+  async #startCluster(): Promise<void> {
+    if (this.config.secretFile === undefined) {
+      this.logger.info('no secretFile configured: running standalone (links between nodes need a shared secret)')
+      return
+    }
+    let secret: Buffer
+    try {
+      secret = Buffer.from((await readFile(this.config.secretFile, 'utf8')).trim(), 'utf8')
+    } catch (error) {
+      throw new ConfigError(`secretFile ${this.config.secretFile}: ${(error as NodeJS.ErrnoException).code ?? error}`)
+    }
+    if (secret.length < 16)
+      throw new ConfigError(`secretFile ${this.config.secretFile}: the secret must be at least 16 characters`)
+    this.#cluster.setSecret(secret)
+    await this.#cluster.start(this.#addresses())
+  }
+
+  /** Addresses other hosts can reach this node at. */
+  #addresses(): string[] {
+    if (this.config.advertise) return [this.config.advertise]
+    const [host] = splitHostPort(this.config.listen)
+    if (host !== '0.0.0.0' && host !== '::') return [host]
+    const found: string[] = []
+    for (const list of Object.values(networkInterfaces())) {
+      for (const address of list ?? []) if (address.family === 'IPv4' && !address.internal) found.push(address.address)
+    }
+    return found.length > 0 ? found : ['127.0.0.1']
+  }
+
+  #forwardRegistryEvents(): void {
+    forwardRegistryEvents(this.#cluster.registry, this, (id) => this.#cluster.rtt(id))
   }
 
   async #stop(): Promise<void> {
@@ -453,6 +821,8 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
     this.#state = 'stopping'
     const deadline = Date.now() + this.config.shutdownTimeout
     this.#scheduler?.stop()
+    // Peers stop routing new calls here, while the link stays up for answers in flight.
+    this.#cluster.updateSelf()
     if (this.#inFlight > 0) {
       this.logger.info({ inFlight: this.#inFlight }, `stopping: waiting for ${this.#inFlight} calls in flight`)
       await new Promise<void>((resolve) => {
@@ -464,6 +834,7 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
       })
     }
     await this.#stopSlots(Math.max(1000, deadline - Date.now()))
+    await this.#cluster.stop()
     this.#state = 'stopped'
     this.logger.info(`node ${this.name} stopped`)
   }
@@ -473,8 +844,21 @@ export class MeshNode extends EventEmitter<MeshNodeEvents> implements Mesh {
   }
 }
 
+function serializeOutcome(outcome: CallOutcome): unknown {
+  return outcome.ok
+    ? { node: outcome.node, ok: true, value: outcome.value }
+    : { node: outcome.node, ok: false, error: serializeError(outcome.error, false) }
+}
+
 /** Host names may carry dots and odd characters; node names allow letters, digits, _ . - */
 function sanitizeHostname(name: string): string {
   const clean = name.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '')
   return (clean || 'node').slice(0, 63)
+}
+
+/** `host:port` or `[v6]:port` into its parts. */
+export function splitHostPort(value: string): [string, number] {
+  const at = value.lastIndexOf(':')
+  const host = value.slice(0, at).replace(/^\[(.*)\]$/, '$1')
+  return [host, Number(value.slice(at + 1))]
 }

@@ -3,8 +3,11 @@ import {
   type CallOptions,
   type Mesh,
   type NewWorkerOptions,
+  type NodeInfo,
   packValue,
+  type ResolveServiceOptions,
   type ResultCache,
+  type ServiceInfo,
   TimeoutError,
   unpackFrame,
   type WaitOptions,
@@ -50,11 +53,15 @@ export class ThreadMesh implements Mesh {
 
   async request(request: ThreadRequest, options: WaitOptions): Promise<Uint8Array> {
     const id = this.#nextId++
-    const reply = await waitWithDeadline<Reply>(`${request.op} ${request.target ?? ''}`.trim(), options, (resolve) => {
-      this.#pending.set(id, resolve)
-      this.#port.postMessage({ t: 'request', id, request } satisfies FromThread)
-      return () => this.#pending.delete(id)
-    })
+    const reply = await waitWithDeadline<Reply>(
+      `${request.op} ${'target' in request ? (request.target ?? '') : ''}`.trim(),
+      options,
+      (resolve) => {
+        this.#pending.set(id, resolve)
+        this.#port.postMessage({ t: 'request', id, request } satisfies FromThread)
+        return () => this.#pending.delete(id)
+      },
+    )
     if (!reply.ok) throw rebuildError(reply.error)
     return reply.value
   }
@@ -75,6 +82,20 @@ export class ThreadMesh implements Mesh {
               throw new TimeoutError(`call ${target}.${method} timed out after ${timeout} ms`)
             throw error
           })
+        if (selector.node === 'all') {
+          // One outcome per node; errors travel serialized and are rebuilt typed here.
+          const outcomes = unpackFrame(bytes) as Array<{
+            node: string
+            ok: boolean
+            value?: unknown
+            error?: SerializedError
+          }>
+          return outcomes.map((o) =>
+            o.ok
+              ? { node: o.node, ok: true, value: o.value }
+              : { node: o.node, ok: false, error: rebuildError(o.error as SerializedError) },
+          ) as T
+        }
         return unpackTop(bytes) as T
       },
       async cast(method: string, arg?: unknown): Promise<void> {
@@ -114,6 +135,24 @@ export class ThreadMesh implements Mesh {
       { timeout: DEFAULT_OP_TIMEOUT, ...options },
     )
     return unpackFrame(bytes) as WorkerInfo[]
+  }
+
+  async nodes(options: WaitOptions = {}): Promise<NodeInfo[]> {
+    const bytes = await this.request({ op: 'nodes' }, { timeout: DEFAULT_OP_TIMEOUT, ...options })
+    return unpackFrame(bytes) as NodeInfo[]
+  }
+
+  async services(options: WaitOptions = {}): Promise<ServiceInfo[]> {
+    const bytes = await this.request({ op: 'services' }, { timeout: DEFAULT_OP_TIMEOUT, ...options })
+    return unpackFrame(bytes) as ServiceInfo[]
+  }
+
+  async resolveService(name: string, options: ResolveServiceOptions = {}): Promise<ServiceInfo> {
+    const bytes = await this.request(
+      { op: 'resolveService', name, node: options.node },
+      { timeout: options.timeout ?? DEFAULT_OP_TIMEOUT, signal: options.signal },
+    )
+    return unpackFrame(bytes) as ServiceInfo
   }
 
   /** The worker's result cache, kept by the node so it survives restarts of this thread. */

@@ -39,6 +39,9 @@ export type ThreadRequest =
   | { op: 'newWorker'; target: string; key: string; data: Uint8Array; node: string | undefined }
   | { op: 'delete'; target: string; selector: WorkerSelector }
   | { op: 'info'; target: string | undefined; selector: WorkerSelector }
+  | { op: 'resolveService'; target?: undefined; name: string; node: string | undefined }
+  | { op: 'services'; target?: undefined }
+  | { op: 'nodes'; target?: undefined }
 
 /** Worker thread to main thread. */
 export type FromThread =
@@ -50,4 +53,6 @@ export type FromThread =
   | { t: 'request'; id: number; request: ThreadRequest }
   | { t: 'cache-set'; key: string; value: Uint8Array }
   | { t: 'cache-delete'; key: string }
+  | { t: 'publish'; name: string; host: string; port: number; codec: string }
+  | { t: 'unpublish'; port: number }
   | { t: 'stopped' }

@@ -39,6 +39,10 @@ export interface SlotComponents {
   onState(slot: WorkerSlot): void
   /** `create` arguments for a slot whose spec has none, once its module has told its name. */
   argsFor(slot: WorkerSlot): Uint8Array
+  /** The worker published a server (`startServer(..., { publish })`). */
+  onPublish(slot: WorkerSlot, service: { name: string; host: string; port: number; codec: string }): void
+  /** A published server closed. */
+  onUnpublish(slot: WorkerSlot, port: number): void
 }
 
 /** The module could not be loaded or exports no Worker class. */
@@ -240,6 +244,12 @@ export class WorkerSlot {
           break
         case 'cache-delete':
           this.#components.onCache(this, message.key, undefined)
+          break
+        case 'publish':
+          this.#components.onPublish(this, message)
+          break
+        case 'unpublish':
+          this.#components.onUnpublish(this, message.port)
           break
         case 'stopped':
           break

@@ -6,14 +6,7 @@
 import { register } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads'
-import {
-  NoSuchMethodError,
-  packValue,
-  startWorker,
-  Worker,
-  type WorkerClass,
-  type WorkerHandle,
-} from '@wmesh/core'
+import { NoSuchMethodError, packValue, startWorker, Worker, type WorkerClass, type WorkerHandle } from '@wmesh/core'
 import { pino } from 'pino'
 import { serializeError } from './remote-error.js'
 import { ThreadMesh } from './thread-mesh.js'
@@ -109,6 +102,9 @@ async function main(): Promise<void> {
           logger,
           mesh,
           cache: mesh.cache(),
+          onPublish: (server, codec) =>
+            post({ t: 'publish', name: server.publish as string, host: server.host, port: server.port, codec }),
+          onUnpublish: (server) => post({ t: 'unpublish', port: server.port }),
           // A worker timer that throws is a crash of this worker: end the thread so the node restarts it.
           onError: (error) =>
             setImmediate(() => {

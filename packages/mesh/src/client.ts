@@ -1,0 +1,408 @@
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import { connect as netConnect } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
+import {
+  type CallOptions,
+  type CallOutcome,
+  InvalidArgumentError,
+  type Mesh,
+  type NewWorkerOptions,
+  NodeDownError,
+  type NodeInfo,
+  NoSuchServiceError,
+  NoSuchWorkerError,
+  packValue,
+  type ResolveServiceOptions,
+  type ServiceInfo,
+  TimeoutError,
+  unpackFrame,
+  type WaitOptions,
+  type WorkerInfo,
+  type WorkerRef,
+  type WorkerSelector,
+} from '@wmesh/core'
+import { type Logger, pino } from 'pino'
+import { type ClusterMessage, type ClusterOp, PROTOCOL_VERSION, parseClusterMessage } from './cluster-protocol.js'
+import { type Candidate, Discovery } from './discovery.js'
+import { Link, tlsConnectOptions } from './link.js'
+import { type MeshEvents, nodeInfo, serviceInfo, workerInfo } from './mesh-types.js'
+import { Registry } from './registry.js'
+import { forwardRegistryEvents } from './registry-events.js'
+import { rebuildError } from './remote-error.js'
+import { unpackTop } from './values.js'
+
+/** Options of `connectMesh`. */
+export interface ConnectMeshOptions {
+  /** Cluster name (default 'wmesh'). */
+  cluster?: string
+  /** The cluster secret, or `secretFile`. */
+  secret?: string | Uint8Array
+  secretFile?: string
+  /** Seeds `host:port`. */
+  join?: string[]
+  /** Find nodes by mDNS (default: when no seeds are given). */
+  mdns?: boolean
+  /** IPv4 address of the interface for mDNS. */
+  interface?: string
+  tls?: boolean
+  /** Milliseconds to find and link with a node (default 10 s); then `NodeDownError`. */
+  timeout?: number
+  /** Default call timeout (default 10 s). */
+  callTimeout?: number
+  logger?: Logger
+  /** Prefix of the client id other nodes see in their logs (default 'client'). */
+  name?: string
+}
+
+interface Pending {
+  resolve(value: Uint8Array): void
+  reject(error: Error): void
+  timer: ReturnType<typeof setTimeout>
+}
+
+/**
+ * Joins a cluster as a client: finds a node (seeds or mDNS), authenticates with the cluster
+ * secret, and offers the `Mesh` API. A client hosts nothing and is never listed as a node.
+ * If its node goes away it links with another one it knows.
+ */
+export async function connectMesh(options: ConnectMeshOptions): Promise<MeshClient> {
+  const secret =
+    options.secret !== undefined
+      ? Buffer.from(options.secret)
+      : options.secretFile !== undefined
+        ? Buffer.from((await readFile(options.secretFile, 'utf8')).trim(), 'utf8')
+        : undefined
+  if (!secret || secret.length === 0)
+    throw new InvalidArgumentError('connectMesh needs the cluster secret (secret or secretFile)')
+  const client = new MeshClient({ ...options, secret })
+  await client.connect()
+  return client
+}
+
+/** A program's handle on the cluster; see `connectMesh`. */
+export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
+  readonly id: string
+  readonly #options: ConnectMeshOptions & { secret: Buffer }
+  readonly #registry = new Registry()
+  readonly #logger: Logger
+  readonly #pending = new Map<number, Pending>()
+  readonly #candidates = new Map<string, Candidate>()
+  #discovery: Discovery | undefined
+  #link: Link | undefined
+  #linking: Promise<Link> | undefined
+  #nextId = 1
+  #closed = false
+
+  constructor(options: ConnectMeshOptions & { secret: Buffer }) {
+    super()
+    this.#options = options
+    this.id = `${options.name ?? 'client'}:${randomBytes(6).toString('hex')}`
+    this.#logger = (options.logger ?? pino({ level: 'warn' })).child({ component: 'mesh:client' })
+    forwardRegistryEvents(this.#registry, this, () => undefined)
+  }
+
+  /** Finds a node and links with it. */
+  async connect(): Promise<void> {
+    const seeds = this.#options.join ?? []
+    this.#discovery = new Discovery(
+      {
+        cluster: this.#options.cluster ?? 'wmesh',
+        nodeId: this.id,
+        nodeName: this.id,
+        port: 0,
+        protocolVersion: PROTOCOL_VERSION,
+        mdns: this.#options.mdns ?? seeds.length === 0,
+        interface: this.#options.interface,
+        seeds,
+        browseOnly: true,
+      },
+      { logger: this.#logger },
+    )
+    this.#discovery.on('candidate', (c) => {
+      this.#candidates.set(`${c.host}:${c.port}`, c)
+      if (!this.#link && !this.#linking) void this.#ensureLink().catch(() => {})
+    })
+    this.#discovery.on('error', (error) => this.#logger.debug({ err: error.message }, 'discovery error'))
+    await this.#discovery.start()
+    await this.#ensureLink()
+  }
+
+  /** Closes the link and discovery. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#discovery?.stop()
+    const link = this.#link
+    this.#link = undefined
+    if (link && !link.closed) {
+      const closed = new Promise<void>((resolve) => link.once('close', () => resolve()))
+      link.close()
+      await closed
+    }
+    this.#failPending('client closed')
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  /** The node this client is linked with. */
+  get linkedNode(): string | undefined {
+    return this.#link?.peerId
+  }
+
+  worker(name: string, selector: WorkerSelector = {}): WorkerRef {
+    const client = this
+    const timeoutOf = (options: WaitOptions) => options.timeout ?? this.#options.callTimeout ?? 10_000
+    return {
+      async call<T>(method: string, arg?: unknown, options: CallOptions = {}): Promise<T> {
+        if (selector.node === 'all') return (await client.#callAll(name, selector, method, arg, options)) as T
+        const timeout = timeoutOf(options)
+        const bytes = await client.#request(
+          (id) => ({
+            t: 'call',
+            id,
+            target: name,
+            key: selector.key,
+            method,
+            arg: packValue(arg),
+            timeout,
+            cast: false,
+            node: selector.node,
+          }),
+          timeout + 1000,
+          `call ${name}.${method}`,
+        )
+        return unpackTop(bytes) as T
+      },
+      async cast(method: string, arg?: unknown): Promise<void> {
+        const link = await client.#ensureLink()
+        link.send({
+          t: 'call',
+          id: client.#nextId++,
+          target: name,
+          key: selector.key,
+          method,
+          arg: packValue(arg),
+          timeout: 0,
+          cast: true,
+          node: selector.node,
+        } satisfies ClusterMessage)
+      },
+      async askResult<T>(key: string, options: WaitOptions = {}): Promise<T | undefined> {
+        const bytes = await client.#op(
+          { op: 'askResult', target: name, key: selector.key, entry: key },
+          timeoutOf(options),
+          selector.node,
+        )
+        return (unpackFrame(bytes) as [T] | [])[0]
+      },
+      async delete(options: WaitOptions = {}): Promise<void> {
+        await client.#op({ op: 'delete', target: name, key: selector.key }, timeoutOf(options), selector.node)
+      },
+      async info(): Promise<WorkerInfo[]> {
+        return (await client.workers()).filter(
+          (w) => w.name === name && (selector.key === undefined || w.key === selector.key),
+        )
+      },
+    }
+  }
+
+  async newWorker(name: string, options: NewWorkerOptions): Promise<WorkerInfo> {
+    const bytes = await this.#op(
+      { op: 'newWorker', target: name, key: options.key, data: packValue(options.data) },
+      options.timeout ?? this.#options.callTimeout ?? 10_000,
+      options.node,
+    )
+    return unpackFrame(bytes) as WorkerInfo
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    return this.#registry.nodes().flatMap((entry) => entry.workers.map((w) => workerInfo(w, entry)))
+  }
+
+  async nodes(): Promise<NodeInfo[]> {
+    return this.#registry.nodes().map((entry) => nodeInfo(entry, undefined))
+  }
+
+  async services(): Promise<ServiceInfo[]> {
+    return this.#registry.nodes().flatMap((entry) => entry.services.map((s) => serviceInfo(s, entry)))
+  }
+
+  async resolveService(name: string, options: ResolveServiceOptions = {}): Promise<ServiceInfo> {
+    const all = (await this.services()).filter(
+      (s) => s.name === name && (options.node === undefined || s.node === options.node),
+    )
+    if (all.length === 0) throw new NoSuchServiceError(`no server is published as "${name}"`)
+    return all[Math.floor(Math.random() * all.length)] as ServiceInfo
+  }
+
+  /** Round trip to a node (by name or id) through the linked node, in ms. */
+  async ping(node: string, options: WaitOptions = {}): Promise<number> {
+    const started = performance.now()
+    await this.#op({ op: 'ping' }, options.timeout ?? 5000, node)
+    return performance.now() - started
+  }
+
+  /** Asks a node to stop gracefully. */
+  async stopNode(node: string, reason: string, options: WaitOptions = {}): Promise<void> {
+    await this.#op({ op: 'stop', reason }, options.timeout ?? 5000, node)
+  }
+
+  async #callAll(
+    name: string,
+    selector: WorkerSelector,
+    method: string,
+    arg: unknown,
+    options: CallOptions,
+  ): Promise<CallOutcome[]> {
+    const nodes = this.#registry
+      .nodes()
+      .filter((e) =>
+        e.workers.some(
+          (w) =>
+            w.name === name &&
+            w.state === 'running' &&
+            (selector.key === undefined ? w.key === undefined : w.key === selector.key),
+        ),
+      )
+    if (nodes.length === 0) throw new NoSuchWorkerError(`no running instance of ${name} in the cluster`)
+    return Promise.all(
+      nodes.map(async (entry): Promise<CallOutcome> => {
+        try {
+          const value = await this.worker(name, { key: selector.key, node: entry.id }).call(method, arg, options)
+          return { node: entry.name, ok: true, value }
+        } catch (error) {
+          return { node: entry.name, ok: false, error: error as Error }
+        }
+      }),
+    )
+  }
+
+  #op(op: ClusterOp, timeout: number, node: string | undefined): Promise<Uint8Array> {
+    return this.#request((id) => ({ t: 'op', id, op, node }), timeout, op.op)
+  }
+
+  async #request(build: (id: number) => ClusterMessage, timeout: number, what: string): Promise<Uint8Array> {
+    const link = await this.#ensureLink()
+    const id = this.#nextId++
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id)
+        reject(new TimeoutError(`${what} timed out after ${timeout} ms`))
+      }, timeout)
+      this.#pending.set(id, { resolve, reject, timer })
+      link.send(build(id))
+    })
+  }
+
+  /** The current link, or a new one to the first candidate node that answers. */
+  #ensureLink(): Promise<Link> {
+    if (this.#closed) return Promise.reject(new NodeDownError('client is closed'))
+    if (this.#link && !this.#link.closed) return Promise.resolve(this.#link)
+    this.#linking ??= this.#findLink().finally(() => {
+      this.#linking = undefined
+    })
+    return this.#linking
+  }
+
+  async #findLink(): Promise<Link> {
+    const deadline = Date.now() + (this.#options.timeout ?? 10_000)
+    let lastError: Error | undefined
+    while (Date.now() < deadline && !this.#closed) {
+      const candidates = [
+        ...this.#registry.nodes().flatMap((e) => e.addresses.map((host) => ({ host, port: e.port }))),
+        ...this.#candidates.values(),
+      ]
+      for (const { host, port } of candidates) {
+        try {
+          const link = await this.#dial(host, port)
+          this.#adopt(link)
+          return link
+        } catch (error) {
+          lastError = error as Error
+          if ((error as { code?: string }).code === 'ERR_AUTH') throw error
+        }
+      }
+      // Nothing answered yet: wait for discovery to propose more, a little at a time.
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+    throw new NodeDownError(
+      `cannot reach any node of cluster "${this.#options.cluster ?? 'wmesh'}"${lastError ? `: ${lastError.message}` : ' (none found)'}`,
+    )
+  }
+
+  async #dial(host: string, port: number): Promise<Link> {
+    const secret = this.#options.secret
+    const cluster = this.#options.cluster ?? 'wmesh'
+    const socket = this.#options.tls
+      ? tlsConnect({ host, port, ...tlsConnectOptions(secret, cluster) })
+      : netConnect({ host, port, noDelay: true })
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.destroy()
+        reject(new TimeoutError(`connect to ${host}:${port} timed out`))
+      }, 3000)
+      socket.once(this.#options.tls ? 'secureConnect' : 'connect', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      socket.once('error', (error) => {
+        clearTimeout(timer)
+        reject(error)
+      })
+    })
+    return Link.establish(
+      socket,
+      { role: 'dialer', cluster, secret, localId: this.id, localKind: 'client' },
+      { logger: this.#logger },
+    )
+  }
+
+  #adopt(link: Link): void {
+    this.#link = link
+    link.on('message', (raw) => {
+      const message = parseClusterMessage(raw)
+      if (!message) return
+      switch (message.t) {
+        case 'entry':
+          this.#registry.apply(message.entry)
+          return
+        case 'gone':
+          this.#registry.remove(message.id, message.reason)
+          return
+        case 'result': {
+          const pending = this.#pending.get(message.id)
+          if (!pending) return
+          this.#pending.delete(message.id)
+          clearTimeout(pending.timer)
+          if (message.ok) pending.resolve(message.value)
+          else pending.reject(rebuildError(message.error))
+          return
+        }
+        default:
+          return
+      }
+    })
+    link.once('close', (error) => {
+      if (this.#link !== link) return
+      this.#link = undefined
+      this.#failPending(`link to ${link.peerId} closed${error ? `: ${error.message}` : ''}`)
+      // The linked node may be down, or only our link: the next request relinks; the registry
+      // is rebuilt from the next node's full view.
+      for (const entry of this.#registry.nodes())
+        if (entry.id === link.peerId) this.#registry.remove(entry.id, 'link lost')
+      if (!this.#closed) void this.#ensureLink().catch(() => {})
+    })
+  }
+
+  #failPending(reason: string): void {
+    for (const [id, pending] of this.#pending) {
+      clearTimeout(pending.timer)
+      pending.reject(new NodeDownError(reason))
+      this.#pending.delete(id)
+    }
+  }
+}

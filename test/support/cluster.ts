@@ -1,0 +1,97 @@
+import { connectMesh, type MeshClient } from '@wmesh/mesh'
+import { freePorts, killAll, type NodeProcess, startNodeProcess, tempCluster } from './node-process.js'
+
+export interface LoopbackCluster {
+  dir: string
+  secretFile: string
+  ports: number[]
+  nodes: NodeProcess[]
+  seeds: string[]
+  /** Starts (or restarts) node `i` with its workers. */
+  start(i: number): NodeProcess
+  client(): Promise<MeshClient>
+  stop(): Promise<void>
+}
+
+/**
+ * `n` real `wmesh start` processes on loopback, joined by seeds, with the given workers
+ * per node. Fast failure detection settings keep the tests short without changing logic.
+ */
+export async function loopbackCluster(
+  workers: Array<Record<string, unknown>>,
+  extra: Record<string, unknown> = {},
+): Promise<LoopbackCluster> {
+  const { dir, secretFile } = tempCluster()
+  const ports = await freePorts(workers.length)
+  const seeds = ports.map((p) => `127.0.0.1:${p}`)
+  const nodes: NodeProcess[] = []
+  const clients: MeshClient[] = []
+  const start = (i: number): NodeProcess => {
+    const node = startNodeProcess(dir, {
+      name: `n${i + 1}`,
+      listen: `127.0.0.1:${ports[i]}`,
+      join: seeds,
+      mdns: false,
+      secretFile,
+      logLevel: 'info',
+      workers: workers[i],
+      ...extra,
+    })
+    nodes[i] = node
+    return node
+  }
+  workers.forEach((_, i) => start(i))
+  await Promise.all(nodes.map((n) => n.waitFor((l) => String(l.msg).startsWith(`node ${n.name} running`), 'running')))
+  return {
+    dir,
+    secretFile,
+    ports,
+    nodes,
+    seeds,
+    start,
+    async client() {
+      const client = await connectMesh({ cluster: 'wmesh', secretFile, join: seeds, mdns: false })
+      clients.push(client)
+      return client
+    },
+    async stop() {
+      await Promise.all(clients.map((c) => c.close()))
+      await killAll(nodes)
+    },
+  }
+}
+
+/** Re-checks `predicate` (a throw counts as not yet) on every event of `client` and every 50 ms until it holds. */
+export async function eventually<T>(
+  client: MeshClient,
+  predicate: () => Promise<T | undefined | false> | T | undefined | false,
+  timeout: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + timeout
+  let lastError: unknown
+  for (;;) {
+    try {
+      const value = await predicate()
+      if (value) return value
+    } catch (error) {
+      // Not converged yet (say, the worker is not in this view yet): try again.
+      lastError = error
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeout} ms waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`,
+      )
+    }
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer)
+        for (const e of events) client.off(e, wake)
+        resolve()
+      }
+      const events = ['node:up', 'node:down', 'worker:up', 'worker:down', 'service:up', 'service:down'] as const
+      for (const e of events) client.on(e, wake)
+      const timer = setTimeout(wake, 50)
+    })
+  }
+}
