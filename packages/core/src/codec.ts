@@ -74,8 +74,11 @@ function describeFailure(error: unknown): string {
 
 const range = { start: 0, end: 0 }
 
-/** Decodes `source[start..end)`, which must hold exactly one MessagePack value. */
-function unpackRange(source: Uint8Array, start: number, end: number): unknown {
+/**
+ * Decodes `source[start..end)`, which must hold exactly one MessagePack value. `mayHoldC1`
+ * says the bytes may contain 0xc1 (callers scan whole chunks once, not every frame).
+ */
+function unpackRange(source: Uint8Array, start: number, end: number, mayHoldC1: boolean): unknown {
   range.start = start
   range.end = end
   let value: unknown
@@ -87,8 +90,8 @@ function unpackRange(source: Uint8Array, start: number, end: number): unknown {
     )
   }
   // 0xc1 is "never used" in the MessagePack spec, but msgpackr decodes it to a marker object.
-  // The byte scan is cheap; the walk runs only for frames that contain the byte at all.
-  if (source.subarray(start, end).includes(0xc1) && holdsReserved(value, 0)) {
+  // The walk runs only when the byte occurs at all in the bytes the frame came from.
+  if (mayHoldC1 && holdsReserved(value, 0)) {
     throw new FrameDecodeError('frame holds the reserved MessagePack byte 0xc1')
   }
   return value
@@ -110,7 +113,7 @@ export function unpackFrame(payload: Uint8Array): unknown {
   const source = Buffer.isBuffer(payload)
     ? payload
     : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-  return unpackRange(source, 0, source.length)
+  return unpackRange(source, 0, source.length, source.includes(0xc1))
 }
 
 /** Encodes one value as a MessagePack payload (without the frame header). */
@@ -199,13 +202,17 @@ export const msgpackCodec: Codec = {
   write: writeMsgpackFrame,
   createDecoder({ maxFrameSize }) {
     const frames = new FrameDecoder({ maxFrameSize })
+    /** Some buffered chunk contains 0xc1: frames from it need the marker check. */
+    let mayHoldC1 = false
     return {
       decode(chunk, deliver) {
+        if (!mayHoldC1 && chunk.includes(0xc1)) mayHoldC1 = true
         frames.push(chunk)
         while (frames.nextFrame()) {
-          const value = unpackRange(frames.frameSource as Uint8Array, frames.frameStart, frames.frameEnd)
+          const value = unpackRange(frames.frameSource as Uint8Array, frames.frameStart, frames.frameEnd, mayHoldC1)
           if (!deliver(value)) return
         }
+        if (frames.bufferedBytes === 0) mayHoldC1 = false
       },
     }
   },

@@ -154,6 +154,7 @@ describe('bad input on a msgpack server', () => {
     ['garbage that is not MessagePack', Buffer.concat([header(3), Buffer.from([0xc1, 0xc1, 0xc1])]), FrameDecodeError],
     ['a frame holding two values', Buffer.concat([header(2), Buffer.from([0x01, 0x02])]), FrameDecodeError],
     ['a truncated value', Buffer.concat([header(2), Buffer.from([0x92, 0x01])]), FrameDecodeError],
+    ['the reserved byte 0xc1 inside an array', Buffer.concat([header(2), Buffer.from([0x91, 0xc1])]), FrameDecodeError],
   ]
   for (const [what, bytes, ErrorClass] of cases) {
     it(`closes only the connection that sent ${what}, logs it once, and keeps serving the others`, async () => {
