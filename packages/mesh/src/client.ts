@@ -24,6 +24,7 @@ import {
   type WorkerSelector,
 } from '@wmesh/core'
 import { type Logger, pino } from 'pino'
+import { callOnEachNode, nodesRunning } from './call-all.js'
 import { type ClusterMessage, type ClusterOp, PROTOCOL_VERSION, parseClusterMessage } from './cluster-protocol.js'
 import { type Candidate, Discovery } from './discovery.js'
 import { Link, tlsConnectOptions } from './link.js'
@@ -258,26 +259,10 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
     arg: unknown,
     options: CallOptions,
   ): Promise<CallOutcome[]> {
-    const nodes = this.#registry
-      .nodes()
-      .filter((e) =>
-        e.workers.some(
-          (w) =>
-            w.name === name &&
-            w.state === 'running' &&
-            (selector.key === undefined ? w.key === undefined : w.key === selector.key),
-        ),
-      )
+    const nodes = nodesRunning(this.#registry.nodes(), name, selector.key)
     if (nodes.length === 0) throw new NoSuchWorkerError(`no running instance of ${name} in the cluster`)
-    return Promise.all(
-      nodes.map(async (entry): Promise<CallOutcome> => {
-        try {
-          const value = await this.worker(name, { key: selector.key, node: entry.id }).call(method, arg, options)
-          return { node: entry.name, ok: true, value }
-        } catch (error) {
-          return { node: entry.name, ok: false, error: error as Error }
-        }
-      }),
+    return callOnEachNode(nodes, (entry) =>
+      this.worker(name, { key: selector.key, node: entry.id }).call(method, arg, options),
     )
   }
 

@@ -23,6 +23,7 @@ import {
   type WorkerSelector,
 } from '@wmesh/core'
 import type { Logger } from 'pino'
+import { callOnEachNode, nodesRunning, runsWorker } from './call-all.js'
 import { Cluster } from './cluster.js'
 import type { ClusterMessage, ClusterOp, NodeEntry, ServiceEntry, WorkerEntry } from './cluster-protocol.js'
 import { ConfigError, type NodeConfig, type NodeConfigInput, parseNodeConfig, restartSchema } from './config.js'
@@ -444,9 +445,7 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   #route(name: string, selector: WorkerSelector, method: string, anyNode: boolean): Route {
     this.#checkAccepting()
     const matches = (w: { name: string; key: string | undefined; state: string }) =>
-      w.name === name &&
-      w.state === 'running' &&
-      (selector.key !== undefined ? w.key === selector.key : w.key === undefined)
+      runsWorker(w as Pick<WorkerEntry, 'name' | 'key' | 'state'>, name, selector.key)
     let onlyNode: NodeEntry | undefined
     if (selector.node !== undefined) onlyNode = this.#nodeByName(selector.node)
     if (onlyNode === undefined || onlyNode.id === this.id) {
@@ -568,34 +567,12 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
     arg: Uint8Array,
     options: CallOptions,
   ): Promise<CallOutcome[]> {
-    const nodes = this.#cluster.registry
-      .nodes()
-      .filter((entry) =>
-        entry.workers.some(
-          (w) =>
-            w.name === name &&
-            w.state === 'running' &&
-            (selector.key === undefined ? w.key === undefined : w.key === selector.key),
-        ),
-      )
+    const nodes = nodesRunning(this.#cluster.registry.nodes(), name, selector.key)
     if (nodes.length === 0) throw new NoSuchWorkerError(`no running instance of ${name} in the cluster`)
-    return Promise.all(
-      nodes.map(async (entry): Promise<CallOutcome> => {
-        try {
-          const bytes = await this.#call(
-            name,
-            { ...selector, node: entry.id },
-            method,
-            arg,
-            options.timeout,
-            options.signal,
-            true,
-          )
-          return { node: entry.name, ok: true, value: unpackTop(bytes) }
-        } catch (error) {
-          return { node: entry.name, ok: false, error: error as Error }
-        }
-      }),
+    return callOnEachNode(nodes, async (entry) =>
+      unpackTop(
+        await this.#call(name, { ...selector, node: entry.id }, method, arg, options.timeout, options.signal, true),
+      ),
     )
   }
 
