@@ -340,7 +340,10 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     for (const [otherId, other] of this.#links) {
       if (otherId === peerId || otherId.slice(0, otherId.lastIndexOf(':')) !== peerName) continue
       if (otherId > peerId) {
-        this.#logger.warn({ peer: peerId, newer: otherId }, `refused link: ${peerId} is an older incarnation of ${otherId}`)
+        this.#logger.warn(
+          { peer: peerId, newer: otherId },
+          `refused link: ${peerId} is an older incarnation of ${otherId}`,
+        )
         link.close()
         return
       }
