@@ -83,6 +83,12 @@ describe('a cluster on loopback, joined by seeds', () => {
       'foo_worker to hear three greetings',
     )
     expect(heard).toBeGreaterThanOrEqual(3)
+    // A method's own error code and stack survive the hops client -> node -> node -> thread.
+    await expect(client.worker('echo', { node: 'n3' }).call('fail', 'it broke')).rejects.toMatchObject({
+      code: 'ERR_REMOTE',
+      remoteCode: 'E_CUSTOM',
+      message: 'it broke',
+    })
     const [service] = await client.services()
     expect(service).toMatchObject({ name: 'time', node: 'n1', host: '127.0.0.1', codec: 'raw' })
   })

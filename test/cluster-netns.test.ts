@@ -55,7 +55,7 @@ describe('a cluster of three namespaced hosts, discovered by mDNS', () => {
   beforeAll(async () => {
     requireRoot()
     lab = await createLab({ hosts: 3 })
-    lab.hosts.forEach((_, i) => startHost(i))
+    for (let i = 0; i < lab.hosts.length; i++) startHost(i)
     await Promise.all(nodes.map((n) => n.waitFor((l) => String(l.msg).startsWith(`node ${n.name} running`), 'running')))
     const h1 = lab.hosts[0]
     if (!h1) throw new Error('no h1')

@@ -40,7 +40,7 @@ export async function loopbackCluster(
     nodes[i] = node
     return node
   }
-  workers.forEach((_, i) => start(i))
+  for (let i = 0; i < workers.length; i++) start(i)
   await Promise.all(nodes.map((n) => n.waitFor((l) => String(l.msg).startsWith(`node ${n.name} running`), 'running')))
   return {
     dir,

@@ -95,6 +95,10 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
   #linking: Promise<Link> | undefined
   #nextId = 1
   #closed = false
+  /** Ids held before the current link's full view arrived; those not re-sent are gone. */
+  #unconfirmed: Set<string> | undefined
+  #synced: (() => void) | undefined
+  #retryTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(options: ConnectMeshOptions & { secret: Buffer }) {
     super()
@@ -130,10 +134,23 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
     await this.#ensureLink()
   }
 
+  /** Resolves once the linked node has sent its whole view (or after `timeout` ms). */
+  #waitSynced(timeout: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, timeout)
+      function done(): void {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.#synced = done
+    })
+  }
+
   /** Closes the link and discovery. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
     await this.#discovery?.stop()
     const link = this.#link
     this.#link = undefined
@@ -225,7 +242,8 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   async nodes(): Promise<NodeInfo[]> {
-    return this.#registry.nodes().map((entry) => nodeInfo(entry, undefined))
+    const link = this.#link
+    return this.#registry.nodes().map((entry) => nodeInfo(entry, entry.id === link?.peerId ? link.rtt : undefined))
   }
 
   async services(): Promise<ServiceInfo[]> {
@@ -304,11 +322,13 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
       for (const { host, port } of candidates) {
         try {
           const link = await this.#dial(host, port)
-          this.#adopt(link)
+          await this.#adopt(link)
           return link
         } catch (error) {
           lastError = error as Error
-          if ((error as { code?: string }).code === 'ERR_AUTH') throw error
+          // A wrong secret or cluster name is refused by every node alike: say so now.
+          const code = (error as { code?: string }).code
+          if (code === 'ERR_AUTH' || code === 'ERR_HANDSHAKE') throw error
         }
       }
       // Nothing answered yet: wait for discovery to propose more, a little at a time.
@@ -316,6 +336,7 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
     }
     throw new NodeDownError(
       `cannot reach any node of cluster "${this.#options.cluster ?? 'wmesh'}"${lastError ? `: ${lastError.message}` : ' (none found)'}`,
+      { cause: lastError },
     )
   }
 
@@ -346,14 +367,23 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
     )
   }
 
-  #adopt(link: Link): void {
+  #adopt(link: Link): Promise<void> {
     this.#link = link
+    this.#unconfirmed = new Set(this.#registry.nodes().map((e) => e.id))
+    const synced = this.#waitSynced(3000)
     link.on('message', (raw) => {
       const message = parseClusterMessage(raw)
       if (!message) return
       switch (message.t) {
         case 'entry':
+          this.#unconfirmed?.delete(message.entry.id)
           this.#registry.apply(message.entry)
+          return
+        case 'synced':
+          // What we knew before this link and its node did not re-send has left the view.
+          for (const id of this.#unconfirmed ?? []) this.#registry.remove(id, `not in the view of ${link.peerId}`)
+          this.#unconfirmed = undefined
+          this.#synced?.()
           return
         case 'gone':
           this.#registry.remove(message.id, message.reason)
@@ -374,12 +404,26 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
     link.once('close', (error) => {
       if (this.#link !== link) return
       this.#link = undefined
-      this.#failPending(`link to ${link.peerId} closed${error ? `: ${error.message}` : ''}`)
-      // The linked node may be down, or only our link: the next request relinks; the registry
-      // is rebuilt from the next node's full view.
-      for (const entry of this.#registry.nodes())
-        if (entry.id === link.peerId) this.#registry.remove(entry.id, 'link lost')
-      if (!this.#closed) void this.#ensureLink().catch(() => {})
+      const reason = `link to ${link.peerId} closed${error ? `: ${error.message}` : ''}`
+      this.#failPending(reason)
+      this.emit('link:down', link.peerId, reason)
+      // The linked node may be down, or only our link. Its entry goes now; the rest is checked
+      // against the next node's full view.
+      this.#registry.remove(link.peerId, 'link lost')
+      this.#relink()
+    })
+    this.emit('link:up', link.peerId)
+    return synced
+  }
+
+  /** Keeps trying to link with some node until it works or the client is closed. */
+  #relink(): void {
+    if (this.#closed || this.#retryTimer !== undefined) return
+    this.#ensureLink().catch(() => {
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = undefined
+        this.#relink()
+      }, 1000)
     })
   }
 

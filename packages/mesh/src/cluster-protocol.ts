@@ -54,6 +54,8 @@ export type ClusterMessage =
   | { t: 'digest'; id: string; rev: number }
   /** Please send your entry. */
   | { t: 'want' }
+  /** Node to client: every entry of the view has been sent; the client's registry is complete. */
+  | { t: 'synced' }
   /** Node to client: a node left the view. */
   | { t: 'gone'; id: string; reason: string }
   | {
@@ -184,6 +186,7 @@ export function parseClusterMessage(v: unknown): ClusterMessage | undefined {
     case 'digest':
       return isString(v.id) && isInt(v.rev) ? (v as ClusterMessage) : undefined
     case 'want':
+    case 'synced':
       return v as ClusterMessage
     case 'gone':
       return isString(v.id) && isString(v.reason, 1000) ? (v as ClusterMessage) : undefined

@@ -14,7 +14,7 @@ import { type Candidate, Discovery } from './discovery.js'
 import type { NodeIdentity } from './identity.js'
 import { Link, type LinkInit, tlsConnectOptions, tlsServerOptions } from './link.js'
 import { Registry } from './registry.js'
-import { rebuildError, type SerializedError, serializeError } from './remote-error.js'
+import { rebuildError, relayError, type SerializedError } from './remote-error.js'
 
 /** How the cluster layer is set up. */
 export interface ClusterInit {
@@ -324,6 +324,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
         this.#failPending(link, 'client disconnected')
       })
       for (const entry of this.registry.nodes()) this.#send(link, { t: 'entry', entry })
+      this.#send(link, { t: 'synced' })
       return
     }
     const peerId = link.peerId
@@ -491,15 +492,13 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
         this.#components.serveCall(message, fromClient).then(
           (value) => !message.cast && this.#send(link, { t: 'result', id: message.id, ok: true, value }),
           (error: unknown) =>
-            !message.cast &&
-            this.#send(link, { t: 'result', id: message.id, ok: false, error: serializeError(error, false) }),
+            !message.cast && this.#send(link, { t: 'result', id: message.id, ok: false, error: relayError(error) }),
         )
         return
       case 'op':
         this.#components.serveOp(message.op, fromClient, message.node ?? undefined).then(
           (value) => this.#send(link, { t: 'result', id: message.id, ok: true, value }),
-          (error: unknown) =>
-            this.#send(link, { t: 'result', id: message.id, ok: false, error: serializeError(error, false) }),
+          (error: unknown) => this.#send(link, { t: 'result', id: message.id, ok: false, error: relayError(error) }),
         )
         return
       case 'result': {
@@ -516,6 +515,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
         link.close()
         return
       case 'gone':
+      case 'synced':
         return
     }
   }

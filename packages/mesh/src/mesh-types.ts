@@ -11,6 +11,10 @@ export interface MeshEvents {
   'worker:down': [WorkerInfo & { reason: string }]
   'service:up': [ServiceInfo]
   'service:down': [ServiceInfo & { reason: string }]
+  /** A client linked with a node (its id); its registry now holds that node's full view. */
+  'link:up': [string]
+  /** A client lost its link (node id, reason); it links with another node it knows. */
+  'link:down': [string, string]
   /** Someone asked this node to stop (`wmesh stop`); the owner of the process decides. */
   'stop-requested': [string]
 }

@@ -31,7 +31,7 @@ import { type NodeIdentity, newIdentity } from './identity.js'
 import { createNodeLogger, logSinkOf } from './logger.js'
 import { type CallOutcome, type MeshEvents, type NodeInfo, nodeInfo, serviceInfo, workerInfo } from './mesh-types.js'
 import { forwardRegistryEvents } from './registry-events.js'
-import { serializeError } from './remote-error.js'
+import { relayError } from './remote-error.js'
 import { ResultStore } from './result-cache.js'
 import { Scheduler } from './scheduler.js'
 import type { ThreadRequest, ToThread } from './thread-protocol.js'
@@ -662,7 +662,7 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   /** Serves what a worker thread asks of the mesh, replying to that same thread. */
   #onThreadRequest(_slot: WorkerSlot, request: ThreadRequest, respond: (reply: ToThread) => void, id: number): void {
     const ok = (value: Uint8Array): void => respond({ t: 'reply', id, ok: true, value })
-    const fail = (error: unknown): void => respond({ t: 'reply', id, ok: false, error: serializeError(error, false) })
+    const fail = (error: unknown): void => respond({ t: 'reply', id, ok: false, error: relayError(error) })
     const run = async (): Promise<Uint8Array> => {
       switch (request.op) {
         case 'call':
@@ -824,7 +824,7 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
 function serializeOutcome(outcome: CallOutcome): unknown {
   return outcome.ok
     ? { node: outcome.node, ok: true, value: outcome.value }
-    : { node: outcome.node, ok: false, error: serializeError(outcome.error, false) }
+    : { node: outcome.node, ok: false, error: relayError(outcome.error) }
 }
 
 /** Host names may carry dots and odd characters; node names allow letters, digits, _ . - */

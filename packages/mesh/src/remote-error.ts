@@ -52,6 +52,14 @@ const byCode: Record<string, new (message: string) => WmeshError> = {
   ERR_INVALID_ARGUMENT: InvalidArgumentError,
 }
 
+/**
+ * Serializes an error that is being passed on (from a node to a caller): a `RemoteError`
+ * keeps the original remote code, name and stack; any other error keeps its own code.
+ */
+export function relayError(error: unknown): SerializedError {
+  return serializeError(error, error instanceof RemoteError)
+}
+
 /** Rebuilds a typed error: `RemoteError` for what a method threw, else the class of its code. */
 export function rebuildError(error: SerializedError): Error {
   if (!error.remote) {
