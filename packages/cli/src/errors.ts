@@ -9,3 +9,8 @@ export class FileExistsError extends WmeshError {
 export class UsageError extends WmeshError {
   override readonly code = 'ERR_USAGE'
 }
+
+/** `ask-result` found nothing stored under the key. */
+export class NoResultError extends WmeshError {
+  override readonly code = 'ERR_NO_RESULT'
+}

@@ -1,9 +1,9 @@
-import { WmeshError } from '@wmesh/core'
+import { RemoteError, WmeshError } from '@wmesh/core'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
 
 /** Options of `fail` and `formatFailure`. */
 export interface FailOptions {
-  /** Also print the stack (and causes). */
+  /** Also print the stack (and causes, and a remote error's own stack). */
   verbose?: boolean
 }
 
@@ -17,6 +17,7 @@ export function formatFailure(error: unknown, options: FailOptions = {}): string
   if (options.verbose) {
     for (let e: unknown = error; e instanceof Error; e = e.cause) {
       text += `\n${e.stack ?? `${e.name}: ${e.message}`}`
+      if (e instanceof RemoteError && e.remoteStack) text += `\nremote stack:\n${e.remoteStack}`
     }
   } else if (!(error instanceof WmeshError) && exitCodeFor(error) === ExitCode.unexpected) {
     text += ' (run with --verbose for details)'

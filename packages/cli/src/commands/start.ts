@@ -20,8 +20,8 @@ export interface StartOptions {
 const STOP_GRACE_MS = 5_000
 
 /**
- * Runs a node in the foreground until SIGINT or SIGTERM: the first signal stops it
- * gracefully and exits 0, a second one exits 130 at once.
+ * Runs a node in the foreground until SIGINT, SIGTERM or a stop request from `wmesh stop`:
+ * the first stops it gracefully and exits 0; a second signal exits 130 at once.
  */
 export async function startNode(options: StartOptions): Promise<void> {
   const { loadNodeConfig, MeshNode, createNodeLogger } = await import('@wmesh/mesh')
@@ -44,8 +44,12 @@ export async function startNode(options: StartOptions): Promise<void> {
 
   let stopping = false
   const started = node.start()
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(130)
+  const onSignal = (signal: NodeJS.Signals | 'stop-requested') => {
+    if (stopping) {
+      // A second stop request over the mesh changes nothing; a second signal exits at once.
+      if (signal === 'stop-requested') return
+      process.exit(130)
+    }
     stopping = true
     logger.info({ signal }, 'stopping; send the signal again to exit at once')
     setTimeout(() => {
@@ -62,6 +66,8 @@ export async function startNode(options: StartOptions): Promise<void> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // `wmesh stop` asks over the mesh; it means exactly what SIGTERM means.
+  node.on('stop-requested', () => onSignal('stop-requested'))
   try {
     await started
   } catch (error) {
