@@ -4,6 +4,7 @@
 #   iproute2         network namespaces for the multi-host lab
 #   nftables         packet loss and partitions in the lab
 #   tmux             driving the CLI as a person would
+#   systemd          systemd-analyze, to verify deploy/systemd/wmesh.service
 # Runs as `pretest`, so `npm test` works on a fresh machine; does nothing when all are present.
 set -eu
 missing=""
@@ -11,6 +12,7 @@ missing=""
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v nft >/dev/null 2>&1 || missing="$missing nftables"
 command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "wmesh tests need these Debian packages:$missing (install them, e.g. sudo apt-get install -y$missing)" >&2
