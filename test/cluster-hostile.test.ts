@@ -124,7 +124,11 @@ describe('hostile input at a node link port', () => {
       await old?.waitFor((l) => /uses this node's name/.test(String(l.msg)), 'the old n1 refusing its twin')
       await twin.waitFor((l) => /uses this node's name/.test(String(l.msg)), 'the twin refusing the old n1')
       // n2 keeps only the newer n1; the old one is cut off from it (ask n2 through a client of its own).
-      const viaN2 = await connectMesh({ secretFile: cluster.secretFile, join: [cluster.seeds[1] as string], mdns: false })
+      const viaN2 = await connectMesh({
+        secretFile: cluster.secretFile,
+        join: [cluster.seeds[1] as string],
+        mdns: false,
+      })
       const n2view = await eventually(
         viaN2,
         async () => {

@@ -138,7 +138,9 @@ describe('a cluster on loopback, joined by seeds', () => {
       client,
       async () => {
         const all = (await client.worker('echo', { node: 'all' }).call('view')) as CallOutcome<View>[]
-        return all.length === 3 && all.every((o) => o.ok && o.value.workers.length === 3) ? all : undefined
+        return all.length === 3 && all.every((o) => o.ok && o.value.workers.length === 3 && o.value.nodes.length === 3)
+          ? all
+          : undefined
       },
       5000,
       'views with n3 again',

@@ -297,7 +297,13 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
         reject(new TimeoutError(`${what} timed out after ${timeout} ms`))
       }, timeout)
       this.#pending.set(id, { resolve, reject, timer })
-      link.send(build(id))
+      try {
+        link.send(build(id))
+      } catch (error) {
+        clearTimeout(timer)
+        this.#pending.delete(id)
+        reject(error)
+      }
     })
   }
 

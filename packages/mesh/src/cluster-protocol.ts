@@ -136,8 +136,10 @@ export function isNodeEntry(v: unknown): v is NodeEntry {
     isString(v.version, 64) &&
     Array.isArray(v.addresses) &&
     v.addresses.length <= 64 &&
-    v.addresses.every((a) => isString(a, 100)) &&
+    v.addresses.every((a) => isString(a, 100) && a.length > 0) &&
     isInt(v.port) &&
+    v.port >= 1 &&
+    v.port <= 65535 &&
     isInt(v.rev) &&
     Array.isArray(v.workers) &&
     v.workers.length <= MAX_LIST &&

@@ -57,6 +57,7 @@ interface DialState {
 }
 
 const DIGEST_INTERVAL = 1000
+const MAX_TIMER_MS = 2_147_483_647
 const MAX_REDIAL_DELAY = 30_000
 const REDIAL_FOR = 24 * 60 * 60 * 1000
 
@@ -78,7 +79,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
   /** Addresses that turned out to be ourselves. */
   readonly #selfAddresses = new Set<string>()
   /** Where lost peers were, to keep redialing them. */
-  readonly #lost = new Map<string, number>()
+  readonly #lost = new Map<string, { since: number; name: string }>()
   #server: Server | undefined
   #discovery: Discovery | undefined
   #timers: Array<ReturnType<typeof setInterval>> = []
@@ -270,9 +271,18 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     this.#dials.set(address, state)
     if (state.inFlight || Date.now() < state.nextAt) return
     state.inFlight = true
-    const socket = this.#init.tls
-      ? tlsConnect({ host, port, ...tlsConnectOptions(this.#init.secret, this.#init.cluster) })
-      : netConnect({ host, port, noDelay: true })
+    let socket: Socket
+    try {
+      socket = this.#init.tls
+        ? tlsConnect({ host, port, ...tlsConnectOptions(this.#init.secret, this.#init.cluster) })
+        : netConnect({ host, port, noDelay: true })
+    } catch (error) {
+      // A bad address from a peer's entry (validated, but a name may still be unusable).
+      state.inFlight = false
+      state.nextAt = Date.now() + MAX_REDIAL_DELAY
+      this.#logger.warn({ peer: address }, `cannot dial ${address}: ${(error as Error).message}`)
+      return
+    }
     const connected = new Promise<void>((resolve, reject) => {
       socket.once(this.#init.tls ? 'secureConnect' : 'connect', () => resolve())
       socket.once('error', reject)
@@ -375,7 +385,6 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       loser.close()
     }
     this.#links.set(peerId, link)
-    this.#lost.delete(peerId)
     link.on('message', (raw) => this.#onMessage(link, raw))
     link.once('close', (error) => this.#onLinkClosed(link, error))
     this.#send(link, { t: 'entry', entry: this.#self })
@@ -388,7 +397,8 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     this.#links.delete(link.peerId)
     const entry = this.registry.get(link.peerId)
     if (entry && !this.#stopping) {
-      for (const address of entry.addresses) this.#lost.set(`${address}:${entry.port}`, Date.now())
+      for (const address of entry.addresses)
+        this.#lost.set(`${address}:${entry.port}`, { since: Date.now(), name: entry.name })
     }
     this.#nodeDown(link.peerId, error ? error.message : 'link closed')
   }
@@ -411,7 +421,11 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
 
   #redialLost(): void {
     const now = Date.now()
-    for (const [address, since] of this.#lost) {
+    // Dial states of addresses nobody proposes any more (no failure for an hour) go.
+    for (const [address, state] of this.#dials) {
+      if (!state.inFlight && now - state.nextAt > 60 * 60 * 1000) this.#dials.delete(address)
+    }
+    for (const [address, { since }] of this.#lost) {
       if (now - since > REDIAL_FOR) {
         this.#lost.delete(address)
         continue
@@ -435,6 +449,16 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     }
   }
 
+  /** Sends a result; one that cannot be sent (too large, say) goes back as that error instead. */
+  #reply(link: Link, id: number, value: Uint8Array): void {
+    if (link.closed) return
+    try {
+      link.send({ t: 'result', id, ok: true, value } satisfies ClusterMessage)
+    } catch (error) {
+      this.#send(link, { t: 'result', id, ok: false, error: relayError(error) })
+    }
+  }
+
   #request(
     peerId: string,
     build: (id: number) => ClusterMessage,
@@ -446,7 +470,11 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     const id = this.#nextId++
     const message = build(id)
     if (timeout === undefined) {
-      this.#send(link, message)
+      try {
+        link.send(message)
+      } catch (error) {
+        return Promise.reject(error)
+      }
       return Promise.resolve(new Uint8Array())
     }
     return new Promise<Uint8Array>((resolve, reject) => {
@@ -456,12 +484,22 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
         this.#pending.set(link, pending)
       }
       const table = pending
-      const timer = setTimeout(() => {
-        table.delete(id)
-        reject(new TimeoutError(`${what} on ${peerId} timed out after ${timeout} ms`))
-      }, timeout)
+      const timer = setTimeout(
+        () => {
+          table.delete(id)
+          reject(new TimeoutError(`${what} on ${peerId} timed out after ${timeout} ms`))
+        },
+        Math.min(timeout, MAX_TIMER_MS),
+      )
       table.set(id, { resolve, reject, timer })
-      this.#send(link, message)
+      try {
+        link.send(message)
+      } catch (error) {
+        // Too large, not encodable, queue full or link closing: say so now, not at the deadline.
+        clearTimeout(timer)
+        table.delete(id)
+        reject(error)
+      }
     })
   }
 
@@ -475,6 +513,8 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     switch (message.t) {
       case 'entry':
         if (fromClient || message.entry.id !== link.peerId) return
+        // Linked again (perhaps at another port, as a new incarnation): stop redialing where it used to be.
+        for (const [address, lost] of this.#lost) if (lost.name === message.entry.name) this.#lost.delete(address)
         if (this.registry.apply(message.entry)) {
           for (const client of this.#clients) this.#send(client, message)
         }
@@ -489,17 +529,25 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
         this.#send(link, { t: 'entry', entry: this.#self })
         return
       case 'call':
-        this.#components.serveCall(message, fromClient).then(
-          (value) => !message.cast && this.#send(link, { t: 'result', id: message.id, ok: true, value }),
-          (error: unknown) =>
-            !message.cast && this.#send(link, { t: 'result', id: message.id, ok: false, error: relayError(error) }),
-        )
+        // A cast that cannot be routed throws synchronously; it must not escape into the
+        // link's listener, which would tear the link down.
+        Promise.resolve()
+          .then(() => this.#components.serveCall(message, fromClient))
+          .then(
+            (value) => !message.cast && this.#reply(link, message.id, value),
+            (error: unknown) => {
+              if (!message.cast) this.#send(link, { t: 'result', id: message.id, ok: false, error: relayError(error) })
+              else this.#logger.debug({ peer: link.peerId, err: (error as Error).message }, 'cast from a peer dropped')
+            },
+          )
         return
       case 'op':
-        this.#components.serveOp(message.op, fromClient, message.node ?? undefined).then(
-          (value) => this.#send(link, { t: 'result', id: message.id, ok: true, value }),
-          (error: unknown) => this.#send(link, { t: 'result', id: message.id, ok: false, error: relayError(error) }),
-        )
+        Promise.resolve()
+          .then(() => this.#components.serveOp(message.op, fromClient, message.node ?? undefined))
+          .then(
+            (value) => this.#reply(link, message.id, value),
+            (error: unknown) => this.#send(link, { t: 'result', id: message.id, ok: false, error: relayError(error) }),
+          )
         return
       case 'result': {
         const call = this.#pending.get(link)?.get(message.id)

@@ -501,7 +501,8 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
     } catch (error) {
       return Promise.reject(error)
     }
-    const limit = timeout ?? this.config.callTimeout
+    // Node timers turn delays above 2^31-1 ms into 1 ms; a timeout from the wire may be anything.
+    const limit = Math.min(timeout ?? this.config.callTimeout, 2_147_483_647)
     if ('remote' in route) {
       return this.#track(
         this.#cluster.call(route.remote.id, {

@@ -1,0 +1,36 @@
+import { TimeoutError } from '@wmesh/core'
+import { MeshNode } from '@wmesh/mesh'
+import { pino } from 'pino'
+import { afterEach, describe, expect, it } from 'vitest'
+import { freePorts, meshFixtures, tempCluster } from '../support/node-process.js'
+
+const echo = { file: `${meshFixtures}echo-worker.mjs` }
+const nodes: MeshNode[] = []
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.stop()))
+})
+
+describe('a call whose frame exceeds the link limit', () => {
+  it('fails at once with the real error, not TimeoutError after callTimeout', async () => {
+    const { secretFile } = tempCluster()
+    const [pa, pb] = await freePorts(2)
+    const base = { mdns: false, secretFile, logLevel: 'warn' as const }
+    const logger = pino({ level: 'silent' })
+    const a = new MeshNode({ ...base, name: 'a', listen: `127.0.0.1:${pa}`, join: [`127.0.0.1:${pb}`] }, { logger })
+    const b = new MeshNode({ ...base, name: 'b', listen: `127.0.0.1:${pb}`, workers: { echo } }, { logger })
+    nodes.push(a, b)
+    await Promise.all([a.start(), b.start()])
+    const deadline = Date.now() + 5000
+    while (!(await a.workers()).some((w) => w.node === 'b' && w.state === 'running')) {
+      if (Date.now() > deadline) throw new Error('a never saw b/echo')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    const started = Date.now()
+    const error = await a
+      .worker('echo')
+      .call('echo', Buffer.alloc(17 * 1024 * 1024), { timeout: 3000 })
+      .catch((e: unknown) => e)
+    const took = Date.now() - started
+    expect({ timeout: error instanceof TimeoutError, fast: took < 1000 }).toEqual({ timeout: false, fast: true })
+  })
+})
