@@ -55,6 +55,20 @@ describe('hostile input at a node link port', () => {
     expect(await view()).toEqual(before)
   })
 
+  it('does not warn about a port probe that connects and closes without a byte (a liveness check)', async () => {
+    const socket = await raw(cluster.ports[0] as number)
+    const localPort = socket.localPort as number
+    socket.end()
+    await once(socket, 'close')
+    // A garbage connection after it proves the node has handled the probe by then.
+    const after = await raw(cluster.ports[0] as number)
+    const afterPort = after.localPort as number
+    after.write('x'.repeat(16))
+    await once(after, 'close')
+    await cluster.nodes[0]?.waitFor((l) => String(l.peer ?? '').endsWith(`:${afterPort}`), 'the later refusal')
+    expect(linesAbout(cluster, 0, localPort)).toEqual([])
+  })
+
   it('closes a connection that announces an oversize frame before reading it', async () => {
     const socket = await raw(cluster.ports[0] as number)
     socket.write(Buffer.from([0xff, 0xff, 0xff, 0xff]))

@@ -88,6 +88,7 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
   readonly #options: ConnectMeshOptions & { secret: Buffer }
   readonly #registry = new Registry()
   readonly #logger: Logger
+  readonly #baseLogger: Logger
   readonly #pending = new Map<number, Pending>()
   readonly #candidates = new Map<string, Candidate>()
   #discovery: Discovery | undefined
@@ -104,7 +105,8 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
     super()
     this.#options = options
     this.id = `${options.name ?? 'client'}:${randomBytes(6).toString('hex')}`
-    this.#logger = (options.logger ?? pino({ level: 'warn' })).child({ component: 'mesh:client' })
+    this.#baseLogger = options.logger ?? pino({ level: 'warn' })
+    this.#logger = this.#baseLogger.child({ component: 'mesh:client' })
     forwardRegistryEvents(this.#registry, this, () => undefined)
   }
 
@@ -123,7 +125,7 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
         seeds,
         browseOnly: true,
       },
-      { logger: this.#logger },
+      { logger: this.#baseLogger },
     )
     this.#discovery.on('candidate', (c) => {
       this.#candidates.set(`${c.host}:${c.port}`, c)
@@ -369,7 +371,7 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
     return Link.establish(
       socket,
       { role: 'dialer', cluster, secret, localId: this.id, localKind: 'client' },
-      { logger: this.#logger },
+      { logger: this.#baseLogger },
     )
   }
 

@@ -72,6 +72,8 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
   #init: ClusterInit
   readonly #components: ClusterComponents
   readonly #logger: Logger
+  /** The node's logger without a component, for components that name themselves. */
+  readonly #baseLogger: Logger
   readonly #links = new Map<string, Link>()
   readonly #clients = new Set<Link>()
   readonly #pending = new Map<Link, Map<number, Pending>>()
@@ -92,6 +94,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     super()
     this.#init = init
     this.#components = components
+    this.#baseLogger = components.logger
     this.#logger = components.logger.child({ component: 'mesh:cluster' })
     const { identity } = init
     this.#self = {
@@ -162,7 +165,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
         advertise: this.#init.advertise,
         seeds: this.#init.seeds,
       },
-      { logger: this.#logger },
+      { logger: this.#baseLogger },
     )
     discovery.on('candidate', (candidate) => this.#onCandidate(candidate))
     discovery.on('error', (error) => this.#logger.warn({ err: error.message }, `discovery: ${error.message}`))
@@ -234,7 +237,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       return
     }
     const from = `${socket.remoteAddress}:${socket.remotePort}`
-    Link.establish(socket, this.#linkInit('acceptor'), { logger: this.#logger }).then(
+    Link.establish(socket, this.#linkInit('acceptor'), { logger: this.#baseLogger }).then(
       (link) => this.#adopt(link),
       // The link layer has logged the refusal once, with its reason.
       (error: Error) =>
@@ -291,7 +294,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     connected
       .then(() => {
         clearTimeout(connectTimer)
-        return Link.establish(socket, this.#linkInit('dialer'), { logger: this.#logger })
+        return Link.establish(socket, this.#linkInit('dialer'), { logger: this.#baseLogger })
       })
       .then(
         (link) => {

@@ -36,6 +36,8 @@ export function runPreAuth(socket: Socket, machine: LinkHandshake, options: PreA
   const frames = new FrameDecoder({ maxFrameSize: MAX_HANDSHAKE_FRAME })
   const send = (message: unknown): void => msgpackCodec.write(message, queue, MAX_HANDSHAKE_FRAME)
   let settled = false
+  /** Bytes the peer sent: a connection closed before sending any is a port probe, not an attack. */
+  let received = 0
 
   const cleanup = (): void => {
     settled = true
@@ -50,7 +52,9 @@ export function runPreAuth(socket: Socket, machine: LinkHandshake, options: PreA
     // Late socket errors (a reset while the refusal is flushed) must not go unhandled.
     socket.on('error', () => {})
     const peer = `${socket.remoteAddress}:${socket.remotePort}`
-    logger.warn(
+    // Health checks (a TCP liveness probe every few seconds) would otherwise fill the log.
+    const level = received === 0 && (error as { code?: string }).code === 'ERR_LINK_CLOSED' ? 'debug' : 'warn'
+    logger[level](
       { code: (error as { code?: string }).code, peer },
       `link handshake with ${peer} failed: ${error.message}`,
     )
@@ -66,6 +70,7 @@ export function runPreAuth(socket: Socket, machine: LinkHandshake, options: PreA
     options.onFailed(error)
   }
   const onData = (chunk: Buffer): void => {
+    received += chunk.length
     try {
       frames.push(chunk)
       while (frames.nextFrame()) {
