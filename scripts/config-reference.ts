@@ -176,7 +176,8 @@ async function probeVariable(
       return configFile ? { name: variable, key: undefined, configFile, conversion: undefined } : undefined
     }
   } else {
-    key = Object.keys(baseline).find(
+    // Optional keys are absent from the baseline: look at the keys of both.
+    key = [...new Set([...Object.keys(baseline), ...Object.keys(result.config)])].find(
       (k) => !isDeepStrictEqual(result.config[k as keyof NodeConfig], baseline[k as keyof NodeConfig]),
     )
     if (key === undefined) return undefined

@@ -38,6 +38,7 @@ describe('docs/configuration.md', () => {
   it('finds the variables a node reads by probing loadNodeConfig, and pairs each flag of `wmesh start` with its key', () => {
     const byName = Object.fromEntries(surface.variables.map((v) => [v.name, v.configFile ? '(config file)' : v.key]))
     expect(byName).toEqual({
+      WMESH_ADVERTISE: 'advertise',
       WMESH_CLUSTER: 'cluster',
       WMESH_CONFIG: '(config file)',
       WMESH_JOIN: 'join',
@@ -46,7 +47,9 @@ describe('docs/configuration.md', () => {
       WMESH_MDNS: 'mdns',
       WMESH_NAME: 'name',
       WMESH_SECRET_FILE: 'secretFile',
+      WMESH_TLS: 'tls',
       WMESH_WORKERS: 'workersDir',
+      WMESH_INTERFACE: 'interface',
     })
     expect(surface.variables.find((v) => v.name === 'WMESH_JOIN')?.conversion).toBe('comma-separated list')
     const flags = Object.fromEntries(surface.startFlags.map((f) => [f.option.long, f.key ?? f.variable]))

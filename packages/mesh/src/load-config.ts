@@ -14,6 +14,9 @@ export interface ConfigFlags {
   workersDir?: string
   mdns?: boolean
   logLevel?: string
+  advertise?: string
+  interface?: string
+  tls?: boolean
 }
 
 /** Options of `loadNodeConfig`. */
@@ -39,7 +42,7 @@ export const DEFAULT_CONFIG_FILE = 'wmesh.config.json'
 
 type Key = keyof ConfigFlags
 
-/** Environment variables and the key each sets; WMESH_JOIN and WMESH_MDNS are converted. */
+/** Environment variables and the key each sets; WMESH_JOIN, WMESH_MDNS and WMESH_TLS are converted. */
 const envKeys = {
   WMESH_NAME: 'name',
   WMESH_CLUSTER: 'cluster',
@@ -49,6 +52,9 @@ const envKeys = {
   WMESH_WORKERS: 'workersDir',
   WMESH_LOG_LEVEL: 'logLevel',
   WMESH_MDNS: 'mdns',
+  WMESH_ADVERTISE: 'advertise',
+  WMESH_INTERFACE: 'interface',
+  WMESH_TLS: 'tls',
 } as const satisfies Record<string, Key>
 
 /** Flag spelling of each key, for error messages. */
@@ -61,6 +67,9 @@ const flagNames: Record<Key, string> = {
   workersDir: '--workers',
   mdns: '--[no-]mdns',
   logLevel: '--log-level',
+  advertise: '--advertise',
+  interface: '--interface',
+  tls: '--tls',
 }
 
 /**
@@ -192,11 +201,11 @@ function fromEnv(variable: string, key: Key, value: string): unknown {
       .map((s) => s.trim())
       .filter((s) => s !== '')
   }
-  if (key === 'mdns') {
+  if (key === 'mdns' || key === 'tls') {
     const v = value.trim().toLowerCase()
     if (['0', 'false', 'no', 'off'].includes(v)) return false
     if (['1', 'true', 'yes', 'on'].includes(v)) return true
-    throw new ConfigError(`${variable}: key "mdns": expected 0, 1, true or false, got "${value}"`)
+    throw new ConfigError(`${variable}: key "${key}": expected 0, 1, true or false, got "${value}"`)
   }
   return value
 }

@@ -92,6 +92,14 @@ describe('loadNodeConfig', () => {
     expect(flagged.config).toMatchObject({ join: ['c:4'], mdns: true, name: 'flag-name' })
   })
 
+  it('takes advertise, interface and tls from the environment and from flags', async () => {
+    const env = { WMESH_ADVERTISE: '10.0.0.5', WMESH_INTERFACE: '10.0.0.5', WMESH_TLS: 'yes' }
+    expect((await load({ env })).config).toMatchObject({ advertise: '10.0.0.5', interface: '10.0.0.5', tls: true })
+    const { config } = await load({ env, flags: { advertise: 'node-1.example', tls: false } })
+    expect(config).toMatchObject({ advertise: 'node-1.example', interface: '10.0.0.5', tls: false })
+    expect(await configError(load({ env: { WMESH_TLS: 'sometimes' } }))).toMatch(/^WMESH_TLS: key "tls": /)
+  })
+
   it('resolves paths from the file against its directory and the others against cwd', async () => {
     await put('conf/workers/w.mjs', 'export default class {}')
     await put('conf/w2.mjs', 'export default class {}')

@@ -13,6 +13,9 @@ export interface StartOptions {
   workers?: string
   mdns?: boolean
   logLevel?: string
+  advertise?: string
+  interface?: string
+  tls?: boolean
   verbose?: boolean
 }
 
@@ -36,6 +39,9 @@ export async function startNode(options: StartOptions): Promise<void> {
       workersDir: options.workers,
       mdns: options.mdns,
       logLevel: options.logLevel,
+      advertise: options.advertise,
+      interface: options.interface,
+      tls: options.tls,
     },
   })
   const logger = createNodeLogger({ level: config.logLevel })
@@ -95,6 +101,9 @@ export function registerStart(program: Command): void {
     .option('--mdns', 'discover nodes with mDNS (the default)')
     .option('--no-mdns', 'do not use mDNS; rely on --join seeds')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+    .option('--advertise <host>', 'address other hosts reach this node and its services at')
+    .option('--interface <ip>', 'IPv4 address of the interface mDNS uses')
+    .option('--tls', 'encrypt links with TLS 1.3 keyed from the secret (every node must agree)')
     .addHelpText(
       'after',
       '\nEach option overrides the environment (WMESH_NAME, WMESH_LISTEN, WMESH_JOIN, ...), which overrides the config file.',
