@@ -50,7 +50,7 @@ describe('simultaneous dial (fake peer "a" < "n1")', () => {
         l.once('close', () => r(true))
         setTimeout(() => r(false), 2000)
       })
-    const [xClosed, yClosed] = await Promise.all([closed(accepted[0]!), closed(dialed)])
+    const [xClosed, yClosed] = await Promise.all([closed(accepted[0] as Link), closed(dialed)])
     server.close()
     for (const l of [...accepted, dialed]) l.destroy()
     // "a:..." < "n1:...": keep Y (dialed by a), close X (dialed by n1)

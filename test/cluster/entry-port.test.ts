@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 // Link is not exported from the package index; use the built module directly.
 import { Link } from '../../packages/mesh/dist/link.js'
 import { type LoopbackCluster, loopbackCluster } from '../support/cluster.js'
-import { meshFixtures } from '../support/node-process.js'
+import { meshFixtures, type NodeProcess } from '../support/node-process.js'
 
 const echo = { file: `${meshFixtures}echo-worker.mjs` }
 let cluster: LoopbackCluster | undefined
@@ -44,7 +44,7 @@ describe('entries from an authenticated peer', () => {
     })
     await new Promise((r) => setTimeout(r, 200))
     link.destroy() // looks like a crash: n1 puts 127.0.0.1:70000 in #lost and redials it every second
-    const n1 = cluster.nodes[0]!
+    const n1 = cluster.nodes[0] as NodeProcess
     const exit = await Promise.race([n1.exited, new Promise((r) => setTimeout(() => r('alive'), 2500))])
     expect(n1.stderr()).not.toMatch(/ERR_SOCKET_BAD_PORT/)
     expect(exit).toBe('alive')

@@ -1,8 +1,8 @@
 import { NodeDownError } from '@wmesh/core'
-import { connectMesh, MeshNode } from '@wmesh/mesh'
+import { MeshNode } from '@wmesh/mesh'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
-import { eventually, type LoopbackCluster, loopbackCluster } from '../support/cluster.js'
+import { type LoopbackCluster, loopbackCluster } from '../support/cluster.js'
 import { freePorts, meshFixtures, tempCluster } from '../support/node-process.js'
 
 const echo = { file: `${meshFixtures}echo-worker.mjs` }
