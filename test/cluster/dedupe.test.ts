@@ -41,7 +41,7 @@ describe('simultaneous dial (fake peer "a" < "n1")', () => {
     await n1.waitFor((l) => String(l.msg).startsWith('node n1 running'))
     const deadline = Date.now() + 5000
     while (accepted.length === 0 && Date.now() < deadline) await delay(50) // n1 dialed us: link X
-    const socket = connect({ host: '127.0.0.1', port: pn })
+    const socket = connect({ host: '127.0.0.1', port: pn as number })
     await once(socket, 'connect')
     const dialed = await Link.establish(socket, { ...init, role: 'dialer' }, { logger }) // link Y
     const closed = (l: Link) =>

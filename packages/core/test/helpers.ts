@@ -1,4 +1,4 @@
-import { pino } from 'pino'
+import { type Logger, pino } from 'pino'
 
 /** A promise with its resolvers, for awaiting events instead of sleeping. */
 export function deferred<T = void>(): {
@@ -16,7 +16,7 @@ export function deferred<T = void>(): {
 }
 
 /** A logger that keeps its lines in memory, so tests can assert on what was logged. */
-export function memoryLogger(): { logger: ReturnType<typeof pino>; lines: Array<Record<string, unknown>> } {
+export function memoryLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = []
   const logger = pino(
     { level: 'debug' },

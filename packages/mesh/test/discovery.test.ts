@@ -1,14 +1,17 @@
 // Seeds only, on loopback: mDNS must never run in the root network namespace (it runs in
 // test/lab/netns.test.ts, inside namespaces).
 import { spawn } from 'node:child_process'
-import dgram from 'node:dgram'
 import { lookup } from 'node:dns/promises'
 import { once } from 'node:events'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { InvalidArgumentError } from '@wmesh/core'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { type Candidate, Discovery, type DiscoveryInit, mdnsLabel, parseSeed } from '../src/discovery.js'
+
+// The CommonJS module object: what bonjour-service (multicast-dns) calls, and what a spy can replace.
+const dgram = createRequire(import.meta.url)('node:dgram') as typeof import('node:dgram')
 
 const silent = pino({ level: 'silent' })
 
