@@ -41,6 +41,8 @@ export function mdnsLabel(cluster: string, nodeId: string, nodeName: string): st
 /** Publishes this node as `_wmesh._tcp` and proposes the same cluster's other nodes. */
 export class MdnsDiscovery {
   readonly #init: MdnsInit
+  /** Node ids of other clusters already reported. */
+  readonly #foreign = new Set<string>()
   readonly #logger: Logger
   readonly #onCandidate: (candidate: Candidate) => void
   readonly #onError: (error: Error) => void
@@ -145,7 +147,19 @@ export class MdnsDiscovery {
   #seen(service: Service): void {
     const txt = (service.txt ?? {}) as Record<string, unknown>
     const id = typeof txt.id === 'string' ? txt.id : undefined
-    if (!id || txt.cluster !== this.#init.cluster || id === this.#init.nodeId) return
+    if (!id || id === this.#init.nodeId) return
+    if (txt.cluster !== this.#init.cluster) {
+      // Another cluster on the same LAN is normal, but say so once per node: a typo in a
+      // cluster name otherwise looks like discovery not working.
+      if (!this.#foreign.has(id) && this.#foreign.size < 1024) {
+        this.#foreign.add(id)
+        this.#logger.info(
+          { peer: id.slice(0, 100), cluster: String(txt.cluster).slice(0, 100) },
+          `mDNS: ignoring a node of cluster "${String(txt.cluster).slice(0, 64)}" (this is "${this.#init.cluster}")`,
+        )
+      }
+      return
+    }
     const host = this.#addressOf(service, txt)
     const port = service.port
     if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
