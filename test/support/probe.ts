@@ -10,11 +10,15 @@ type Line = Record<string, unknown>
 export class Probe {
   readonly lines: Line[] = []
   readonly #child: ChildProcess
-  readonly #waiters: Array<{ match: (l: Line) => boolean; resolve: (l: Line) => void }> = []
+  readonly #waiters: Array<{ match: (l: Line) => boolean; resolve: (l: Line) => void; reject: (e: Error) => void }> = []
   #nextId = 1
 
   constructor(child: ChildProcess) {
     this.#child = child
+    // One exit listener fails every waiter, instead of one listener per wait.
+    child.once('exit', (code) => {
+      for (const w of this.#waiters.splice(0)) w.reject(new Error(`probe exited (${code})`))
+    })
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (text) => {
       const line = JSON.parse(text) as Line
       this.lines.push(line)
@@ -41,8 +45,11 @@ export class Probe {
           clearTimeout(timer)
           resolve(l)
         },
+        reject: (error) => {
+          clearTimeout(timer)
+          reject(new Error(`${error.message} before ${what}`))
+        },
       })
-      this.#child.once('exit', (code) => reject(new Error(`probe exited (${code}) before ${what}`)))
     })
   }
 
