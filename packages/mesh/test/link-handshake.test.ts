@@ -10,6 +10,10 @@ import {
   linkProof,
   type TranscriptFields,
 } from '../src/link-handshake.js'
+
+/** Fuzz budget: WMESH_FUZZ_SCALE multiplies it (1 in CI; larger for a long local run). */
+const fuzzRuns = (n: number) => Math.max(1, Math.round(n * Number(process.env.WMESH_FUZZ_SCALE ?? 1)))
+
 import type { ChallengeMessage, HandshakeMessage, HelloMessage } from '../src/link-messages.js'
 
 const secret = Buffer.from('correct horse battery staple')
@@ -240,7 +244,7 @@ describe('LinkHandshake', () => {
           expect(side.state).not.toBe('done')
         }
       }),
-      { numRuns: 2000 },
+      { numRuns: fuzzRuns(2000) },
     )
   })
 
@@ -256,7 +260,7 @@ describe('LinkHandshake', () => {
         }
         expect(a.state).not.toBe('done')
       }),
-      { numRuns: 2000 },
+      { numRuns: fuzzRuns(2000) },
     )
   })
 
@@ -306,7 +310,7 @@ describe('LinkHandshake', () => {
         if (a.state === 'done') expect(a.peer).toEqual({ id: 'alpha:1', kind: 'client' })
         if (d.state === 'done') expect(d.peer).toEqual({ id: 'beta:1', kind: 'node' })
       }),
-      { numRuns: 1500 },
+      { numRuns: fuzzRuns(1500) },
     )
   })
 })
