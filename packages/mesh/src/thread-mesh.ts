@@ -1,4 +1,3 @@
-import type { MessagePort } from 'node:worker_threads'
 import {
   type CallOptions,
   type Mesh,
@@ -32,13 +31,14 @@ type Reply = { ok: true; value: Uint8Array } | { ok: false; error: SerializedErr
  * never waits forever even if its node misbehaves.
  */
 export class ThreadMesh implements Mesh {
-  readonly #port: MessagePort
+  readonly #post: (message: FromThread) => void
   readonly #callTimeout: number
   readonly #pending = new Map<number, (reply: Reply) => void>()
   #nextId = 1
 
-  constructor(port: MessagePort, callTimeout: number) {
-    this.#port = port
+  /** `post` sends one message to the node (batched per tick by the caller). */
+  constructor(post: (message: FromThread) => void, callTimeout: number) {
+    this.#post = post
     this.#callTimeout = callTimeout
   }
 
@@ -58,7 +58,7 @@ export class ThreadMesh implements Mesh {
       options,
       (resolve) => {
         this.#pending.set(id, resolve)
-        this.#port.postMessage({ t: 'request', id, request } satisfies FromThread)
+        this.#post({ t: 'request', id, request })
         return () => this.#pending.delete(id)
       },
     )
@@ -157,13 +157,13 @@ export class ThreadMesh implements Mesh {
 
   /** The worker's result cache, kept by the node so it survives restarts of this thread. */
   cache(): ResultCache {
-    const port = this.#port
+    const post = this.#post
     return {
       set(key: string, value: unknown) {
-        port.postMessage({ t: 'cache-set', key: String(key), value: packValue(value) } satisfies FromThread)
+        post({ t: 'cache-set', key: String(key), value: packValue(value) })
       },
       delete(key: string) {
-        port.postMessage({ t: 'cache-delete', key: String(key) } satisfies FromThread)
+        post({ t: 'cache-delete', key: String(key) })
       },
     }
   }

@@ -3,6 +3,7 @@ import { WorkerDownError, type WorkerInfo } from '@wmesh/core'
 import type { Logger } from 'pino'
 import { Backoff } from './backoff.js'
 import type { RestartPolicy } from './config.js'
+import { PortBatch } from './port-batch.js'
 import { rebuildError, type SerializedError } from './remote-error.js'
 import type { FromThread, ThreadInit, ThreadRequest, ToThread } from './thread-protocol.js'
 
@@ -70,6 +71,8 @@ export class WorkerSlot {
   readonly #backoff: Backoff
   readonly #pending = new Map<number, PendingCall>()
   #thread: Thread | undefined
+  /** Batches messages to the current thread. */
+  #outbox: PortBatch<ToThread> | undefined
   #restartTimer: ReturnType<typeof setTimeout> | undefined
   #stopping = false
   #loadFailed = false
@@ -138,7 +141,7 @@ export class WorkerSlot {
       return
     }
     if (pending) this.#pending.set(id, pending)
-    thread.postMessage({ t: 'call', id, method, arg, cast } satisfies ToThread)
+    this.#outbox?.push({ t: 'call', id, method, arg, cast })
   }
 
   /** Drops a call that timed out; a late result is ignored. */
@@ -165,7 +168,7 @@ export class WorkerSlot {
     }
     this.#setState('stopping')
     const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()))
-    thread.postMessage({ t: 'stop', timeout } satisfies ToThread)
+    this.#outbox?.push({ t: 'stop', timeout })
     const timer = setTimeout(() => {
       this.#components.logger.warn(
         { worker: this.label },
@@ -184,7 +187,7 @@ export class WorkerSlot {
   }
 
   #spawn(): void {
-    const { node, logLevel, callTimeout, logger } = this.#components
+    const { node, logLevel, callTimeout } = this.#components
     const init: ThreadInit = {
       file: this.spec.file,
       node,
@@ -196,69 +199,85 @@ export class WorkerSlot {
     }
     this.#setState('starting')
     const thread = new Thread(THREAD_ENTRY, { workerData: init, stdout: true })
+    const outbox = new PortBatch<ToThread>((batch) => thread.postMessage(batch))
     this.#thread = thread
+    this.#outbox = outbox
     this.startedAt = Date.now()
     let exitReason: string | undefined
     thread.stdout.on('data', (chunk: Buffer) => this.#components.logSink.write(chunk))
     const respond = (reply: ToThread): void => {
-      if (this.#thread === thread) thread.postMessage(reply)
+      if (this.#thread === thread) outbox.push(reply)
     }
-    thread.on('message', (message: FromThread) => {
-      switch (message.t) {
-        case 'loaded':
-          this.name = message.name
-          this.methods = message.methods
-          this.#methodSet = new Set(message.methods)
-          thread.postMessage({ t: 'create', args: this.spec.args ?? this.#components.argsFor(this) } satisfies ToThread)
-          break
-        case 'load-failed': {
-          const error = new WorkerLoadError(`cannot load worker ${this.spec.file}: ${message.error.message}`)
-          exitReason = error.message
-          this.#stopping = true
-          this.#loadFailed = true
-          if (this.#firstStart) this.#firstStart.reject(error)
-          else logger.error({ worker: this.label }, error.message)
-          this.#firstStart = undefined
-          void thread.terminate()
-          break
-        }
-        case 'ready':
-          this.#setState('running')
-          logger.info({ worker: this.label, restarts: this.restarts }, 'worker running')
-          this.#firstStart?.resolve()
-          this.#firstStart = undefined
-          break
-        case 'result': {
-          const pending = this.#pending.get(message.id)
-          if (!pending) break
-          this.#pending.delete(message.id)
-          if (message.ok) pending.resolve(message.value)
-          else pending.reject(rebuildError(message.error))
-          break
-        }
-        case 'request':
-          this.#components.onRequest(this, message.request, respond, message.id)
-          break
-        case 'cache-set':
-          this.#components.onCache(this, message.key, message.value)
-          break
-        case 'cache-delete':
-          this.#components.onCache(this, message.key, undefined)
-          break
-        case 'publish':
-          this.#components.onPublish(this, message)
-          break
-        case 'unpublish':
-          this.#components.onUnpublish(this, message.port)
-          break
-        case 'stopped':
-          break
-      }
+    const setExitReason = (reason: string): void => {
+      exitReason = reason
+    }
+    thread.on('message', (batch: FromThread[]) => {
+      for (const message of batch) this.#receive(thread, respond, message, setExitReason)
     })
     thread.on('error', (error: Error) => {
       exitReason = `threw: ${describe(error)}`
     })
     thread.on('exit', (code) => this.#onExit(thread, exitReason ?? `exited with code ${code}`))
+  }
+
+  /** Handles one message of the current thread. */
+  #receive(
+    thread: Thread,
+    respond: (reply: ToThread) => void,
+    message: FromThread,
+    setExitReason: (reason: string) => void,
+  ): void {
+    const { logger } = this.#components
+    switch (message.t) {
+      case 'loaded':
+        this.name = message.name
+        this.methods = message.methods
+        this.#methodSet = new Set(message.methods)
+        respond({ t: 'create', args: this.spec.args ?? this.#components.argsFor(this) })
+        break
+      case 'load-failed': {
+        const error = new WorkerLoadError(`cannot load worker ${this.spec.file}: ${message.error.message}`)
+        setExitReason(error.message)
+        this.#stopping = true
+        this.#loadFailed = true
+        if (this.#firstStart) this.#firstStart.reject(error)
+        else logger.error({ worker: this.label }, error.message)
+        this.#firstStart = undefined
+        void thread.terminate()
+        break
+      }
+      case 'ready':
+        this.#setState('running')
+        logger.info({ worker: this.label, restarts: this.restarts }, 'worker running')
+        this.#firstStart?.resolve()
+        this.#firstStart = undefined
+        break
+      case 'result': {
+        const pending = this.#pending.get(message.id)
+        if (!pending) break
+        this.#pending.delete(message.id)
+        if (message.ok) pending.resolve(message.value)
+        else pending.reject(rebuildError(message.error))
+        break
+      }
+      case 'request':
+        this.#components.onRequest(this, message.request, respond, message.id)
+        break
+      case 'cache-set':
+        this.#components.onCache(this, message.key, message.value)
+        break
+      case 'cache-delete':
+        this.#components.onCache(this, message.key, undefined)
+        break
+      case 'publish':
+        this.#components.onPublish(this, message)
+        break
+      case 'unpublish':
+        this.#components.onUnpublish(this, message.port)
+        break
+      case 'stopped':
+        break
+    }
   }
 
   #onExit(thread: Thread, reason: string): void {

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url'
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads'
 import { NoSuchMethodError, packValue, startWorker, Worker, type WorkerClass, type WorkerHandle } from '@wmesh/core'
 import { pino } from 'pino'
+import { PortBatch } from './port-batch.js'
 import { serializeError } from './remote-error.js'
 import { ThreadMesh } from './thread-mesh.js'
 import type { FromThread, ThreadInit, ToThread } from './thread-protocol.js'
@@ -17,7 +18,8 @@ import { publicMethods } from './worker-methods.js'
 if (!parentPort) throw new Error('worker-thread.js runs only as a worker thread of a wmesh node')
 const port: MessagePort = parentPort
 const init = workerData as ThreadInit
-const post = (message: FromThread): void => port.postMessage(message)
+const outbox = new PortBatch<FromThread>((batch) => port.postMessage(batch))
+const post = (message: FromThread): void => outbox.push(message)
 
 /** Finds the Worker class a module exports: its default export, else its first Worker export. */
 function findWorkerClass(module: Record<string, unknown>): WorkerClass | undefined {
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
     { level: init.logLevel, base: { node: init.node, key: init.key, instance: init.instance } },
     process.stdout,
   )
-  const mesh = new ThreadMesh(port, init.callTimeout)
+  const mesh = new ThreadMesh(post, init.callTimeout)
   let handle: WorkerHandle | undefined
 
   const serve = async (id: number, method: string, arg: Uint8Array, cast: boolean): Promise<void> => {
@@ -95,7 +97,7 @@ async function main(): Promise<void> {
     }
   }
 
-  port.on('message', (message: ToThread) => {
+  const onMessage = (message: ToThread): void => {
     switch (message.t) {
       case 'create':
         startWorker(WorkerClass, unpackTop(message.args), {
@@ -130,6 +132,9 @@ async function main(): Promise<void> {
         })
         break
     }
+  }
+  port.on('message', (batch: ToThread[]) => {
+    for (const message of batch) onMessage(message)
   })
   post({ t: 'loaded', name, methods })
 }
