@@ -2,6 +2,7 @@ import { TimeoutError } from '@wmesh/core'
 import { MeshNode } from '@wmesh/mesh'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
+import { untilRunningOn } from '../support/cluster.js'
 import { freePorts, meshFixtures, tempCluster } from '../support/node-process.js'
 
 const echo = { file: `${meshFixtures}echo-worker.mjs` }
@@ -20,11 +21,7 @@ describe('a call whose frame exceeds the link limit', () => {
     const b = new MeshNode({ ...base, name: 'b', listen: `127.0.0.1:${pb}`, workers: { echo } }, { logger })
     nodes.push(a, b)
     await Promise.all([a.start(), b.start()])
-    const deadline = Date.now() + 5000
-    while (!(await a.workers()).some((w) => w.node === 'b' && w.state === 'running')) {
-      if (Date.now() > deadline) throw new Error('a never saw b/echo')
-      await new Promise((r) => setTimeout(r, 50))
-    }
+    await untilRunningOn(a, 'b', 'echo')
     const started = Date.now()
     const error = await a
       .worker('echo')

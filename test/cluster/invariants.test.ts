@@ -6,7 +6,7 @@ import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Link } from '../../packages/mesh/dist/link.js'
 import { Registry } from '../../packages/mesh/dist/registry.js'
-import { eventually, type LoopbackCluster, loopbackCluster } from '../support/cluster.js'
+import { eventually, type LoopbackCluster, loopbackCluster, untilRunningOn } from '../support/cluster.js'
 import { freePorts, meshFixtures, tempCluster } from '../support/node-process.js'
 
 const echo = { file: `${meshFixtures}echo-worker.mjs` }
@@ -77,11 +77,7 @@ describe('cluster invariants', () => {
     )
     nodes.push(a, b)
     await Promise.all([a.start(), b.start()])
-    const deadline = Date.now() + 5000
-    while (!(await a.workers()).some((w) => w.node === 'b' && w.state === 'running')) {
-      if (Date.now() > deadline) throw new Error('a never saw b/echo')
-      await new Promise((r) => setTimeout(r, 50))
-    }
+    await untilRunningOn(a, 'b', 'echo')
     for (let i = 0; i < 4; i++) expect(((await a.worker('echo').call('whoami')) as { args: string }).args).toBe('a')
   })
 

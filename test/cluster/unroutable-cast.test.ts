@@ -2,7 +2,7 @@ import { NodeDownError } from '@wmesh/core'
 import { MeshNode } from '@wmesh/mesh'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type LoopbackCluster, loopbackCluster } from '../support/cluster.js'
+import { type LoopbackCluster, loopbackCluster, untilRunningOn } from '../support/cluster.js'
 import { freePorts, meshFixtures, tempCluster } from '../support/node-process.js'
 
 const echo = { file: `${meshFixtures}echo-worker.mjs` }
@@ -42,11 +42,7 @@ describe('a cast that cannot be routed', () => {
     )
     nodes.push(a, b)
     await Promise.all([a.start(), b.start()])
-    const deadline = Date.now() + 5000
-    while (!(await a.workers()).some((w) => w.node === 'b' && w.state === 'running')) {
-      if (Date.now() > deadline) throw new Error('a never saw b/echo')
-      await new Promise((r) => setTimeout(r, 50))
-    }
+    await untilRunningOn(a, 'b', 'echo')
     const inFlight = a
       .worker('echo')
       .call('sleep', 800)

@@ -95,3 +95,17 @@ export async function eventually<T>(
     })
   }
 }
+
+/** Polls a node's (or client's) view until it lists a running `worker` on node `on`. */
+export async function untilRunningOn(
+  mesh: { workers(): Promise<Array<{ node: string; name: string; state: string }>> },
+  on: string,
+  worker: string,
+  timeout = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeout
+  while (!(await mesh.workers()).some((w) => w.node === on && w.name === worker && w.state === 'running')) {
+    if (Date.now() > deadline) throw new Error(`never saw ${worker} running on ${on} within ${timeout} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
