@@ -1,240 +1,164 @@
 /**
- * `npm run bench`: wmesh against a raw `net` baseline measured in the same run, on loopback.
- * Figures are medians of interleaved rounds; ratios are what count on a shared machine.
- * Prints a table and writes JSON under bench/results/.
+ * `npm run bench`: wmesh on loopback beside baselines measured in the same run: one way
+ * (casts, service traffic, the core server) against raw `net`; calls between two node
+ * processes against raw and msgpack request/response and Moleculer; a node's startup time
+ * and memory. Figures are medians of interleaved rounds (wmesh and its baselines take
+ * turns within each round); ratios are what count on a shared machine.
+ * usage: run.ts [one-way] [calls] [footprint]   (default: all; `npm run bench:calls` = calls)
  */
-import { spawn } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:net'
-import { cpus } from 'node:os'
-import { fileURLToPath } from 'node:url'
-import { type ByteSink, DEFAULT_MAX_FRAME_SIZE, Handler, msgpackCodec, startWorker, Worker } from '@wmesh/core'
-import { pino } from 'pino'
-import { formatRate, median, spread } from './stats.js'
+import { rawOneWay } from './baselines/raw-one-way.js'
+import { RequestResponseBaseline } from './baselines/request-response.js'
+import { codecRates } from './codec-rates.js'
+import { coreOneWay } from './core-one-way.js'
+import { callFigures, footprintFigures, INFLIGHT, MANY_WORKERS, ONE_WAY_SIZES, oneWayFigures } from './figures.js'
+import type { RoundTrips } from './fixtures/closed-loop.mjs'
+import { ROUNDS, WARMUP_MS, WINDOW_MS } from './knobs.js'
+import { MeshCluster } from './mesh-cluster.js'
+import type { OneWay } from './meter.js'
+import { MoleculerPair } from './moleculer/pair.js'
+import { SecretDir } from './node-files.js'
+import { bareNodeFootprint, nodeFootprint } from './node-footprint.js'
+import { Children } from './processes.js'
+import { computeFigure, type FigureSpec, printTable, Series, writeResults } from './report.js'
+import { SenderProcess } from './sender-process.js'
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
-const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 1500)
-const WARMUP_MS = 300
-const NOISY = 0.25
-const sender = fileURLToPath(new URL('./sender.ts', import.meta.url))
+const SECTIONS = ['one-way', 'calls', 'footprint'] as const
+type Section = (typeof SECTIONS)[number]
 
-interface Figure {
-  name: string
-  unit: string
-  value: number
-  rounds: number[]
-  baseline?: string
-  ratio?: number
-  target?: number
-  noisy: boolean
+function chosenSections(): Set<Section> {
+  const args = process.argv.slice(2)
+  const unknown = args.filter((a) => !SECTIONS.includes(a as Section))
+  if (unknown.length > 0) throw new Error(`unknown section ${unknown.join(', ')}; choose from ${SECTIONS.join(', ')}`)
+  return new Set(args.length > 0 ? (args as Section[]) : SECTIONS)
 }
 
-/** Counts received messages and reports the rate over a window that starts after warm-up. */
-class Meter {
-  count = 0
-  bytes = 0
-  #first = 0
-  #startCount = 0
-  #startBytes = 0
-  #startTime = 0
-  result: Promise<{ perSec: number; bytesPerSec: number }>
-  #resolve!: (r: { perSec: number; bytesPerSec: number }) => void
+/** Runs `fn` and notes on stderr how long it took, so a slow part of a run shows. */
+async function timed(label: string, fn: () => Promise<void>): Promise<void> {
+  const started = performance.now()
+  await fn()
+  process.stderr.write(` ${label} ${((performance.now() - started) / 1000).toFixed(1)}s`)
+}
 
-  constructor() {
-    this.result = new Promise((resolve) => {
-      this.#resolve = resolve
-    })
-  }
+/** Runs `steps` in order on even rounds and reversed on odd ones, so drift hits wmesh and its baselines alike. */
+async function interleaved(round: number, steps: Array<() => Promise<void>>): Promise<void> {
+  for (const step of round % 2 === 0 ? steps : [...steps].reverse()) await step()
+}
 
-  add(messages: number, bytes: number): void {
-    if (this.#first === 0) {
-      this.#first = performance.now()
-      setTimeout(() => {
-        this.#startCount = this.count
-        this.#startBytes = this.bytes
-        this.#startTime = performance.now()
-        setTimeout(() => {
-          const seconds = (performance.now() - this.#startTime) / 1000
-          this.#resolve({
-            perSec: (this.count - this.#startCount) / seconds,
-            bytesPerSec: (this.bytes - this.#startBytes) / seconds,
-          })
-        }, WINDOW_MS)
-      }, WARMUP_MS)
+const load = { warmupMs: WARMUP_MS, windowMs: WINDOW_MS }
+
+/** One round of one-way figures: raw, the core server, casts and service traffic, per size. */
+async function oneWayRound(round: number, series: Series, sender: SenderProcess, mesh: MeshCluster): Promise<void> {
+  for (const size of ONE_WAY_SIZES) {
+    const record = (system: string, r: OneWay) => {
+      series.push(`oneway.${system}.${size}.msgs`, r.perSec)
+      series.push(`oneway.${system}.${size}.bytes`, r.bytesPerSec)
     }
-    this.count += messages
-    this.bytes += bytes
-  }
-}
-
-async function runSender(mode: 'wmesh' | 'raw', size: number, port: number): Promise<void> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', sender, mode, String(size), String(port), String(WARMUP_MS + WINDOW_MS + 2000)],
-    {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    },
-  )
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-  if (code !== 0) throw new Error(`${mode} sender exited with ${code}`)
-}
-
-/** One-way throughput into a wmesh msgpack server (one receiveData per message). */
-async function wmeshOneWay(size: number): Promise<{ perSec: number; bytesPerSec: number }> {
-  const meter = new Meter()
-  class Sink extends Handler {
-    override receiveData(data: unknown) {
-      meter.add(1, (data as Uint8Array).length)
-    }
-  }
-  class Receiver extends Worker {}
-  const handle = await startWorker(Receiver, undefined, { logger: pino({ level: 'warn' }) })
-  const server = await handle.worker.startServer('127.0.0.1', 0, Sink)
-  const done = runSender('wmesh', size, server.port)
-  const result = await meter.result
-  await done
-  await handle.stop()
-  return result
-}
-
-/**
- * One-way throughput into a raw net server (the baseline): it walks the length headers to
- * count frames, as any framed receiver must, but decodes nothing.
- */
-async function rawOneWay(size: number): Promise<{ perSec: number; bytesPerSec: number }> {
-  const meter = new Meter()
-  const server: Server = createServer((socket) => {
-    /** Bytes still to skip in the current payload, or -1 while reading a header. */
-    let skip = 0
-    const header = Buffer.alloc(4)
-    let headerFill = 0
-    socket.on('data', (chunk: Buffer) => {
-      let at = 0
-      let frames = 0
-      while (at < chunk.length) {
-        if (skip > 0) {
-          const n = Math.min(skip, chunk.length - at)
-          skip -= n
-          at += n
-          if (skip === 0) frames++
-          continue
-        }
-        if (headerFill === 0 && chunk.length - at >= 4) {
-          skip = chunk.readUInt32BE(at)
-          at += 4
-        } else {
-          header[headerFill++] = chunk[at++] as number
-          if (headerFill === 4) {
-            skip = header.readUInt32BE(0)
-            headerFill = 0
-          }
-        }
-      }
-      meter.add(frames, frames * size)
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  const done = runSender('raw', size, port)
-  const result = await meter.result
-  await done
-  await new Promise((resolve) => server.close(resolve))
-  return result
-}
-
-/** In-process codec speed on the paths connections use: encode into a batch, decode from chunks. */
-function codecRates(size: number): { encode: number; decode: number } {
-  const value = Buffer.alloc(size, 0x61)
-  const n = Math.max(2000, Math.floor(40_000_000 / (size + 16)))
-  const stream = Buffer.allocUnsafe(n * (size + 16))
-  const sink: ByteSink = {
-    length: 0,
-    reserve: () => stream,
-    commit(bytes) {
-      ;(this as { length: number }).length += bytes
-    },
-  }
-  let t = performance.now()
-  for (let i = 0; i < n; i++) msgpackCodec.write(value, sink, DEFAULT_MAX_FRAME_SIZE)
-  const encode = n / ((performance.now() - t) / 1000)
-  const bytes = stream.subarray(0, sink.length)
-  const decoder = msgpackCodec.createDecoder({ maxFrameSize: DEFAULT_MAX_FRAME_SIZE })
-  let count = 0
-  const deliver = (): boolean => {
-    count++
-    return true
-  }
-  t = performance.now()
-  for (let off = 0; off < bytes.length; off += 65536) decoder.decode(bytes.subarray(off, off + 65536), deliver)
-  const decode = count / ((performance.now() - t) / 1000)
-  if (count !== n) throw new Error(`decoded ${count} of ${n} frames`)
-  return { encode, decode }
-}
-
-async function main(): Promise<void> {
-  const sizes = [100, 64 * 1024]
-  const results = new Map<string, number[]>()
-  const push = (key: string, v: number) => results.set(key, [...(results.get(key) ?? []), v])
-  for (let round = 1; round <= ROUNDS; round++) {
-    process.stderr.write(`round ${round}/${ROUNDS}\n`)
-    for (const size of sizes) {
-      // Interleave wmesh and its baseline so drift on the machine hits both alike.
-      const raw = await rawOneWay(size)
-      const mesh = await wmeshOneWay(size)
-      push(`raw-${size}-msgs`, raw.perSec)
-      push(`wmesh-${size}-msgs`, mesh.perSec)
-      push(`raw-${size}-bytes`, raw.bytesPerSec)
-      push(`wmesh-${size}-bytes`, mesh.bytesPerSec)
+    const steps = [
+      async () => record('raw', await rawOneWay(sender, size)),
+      async () => record('core', await coreOneWay(sender, size)),
+      async () => record('cast', await mesh.cast(size, WARMUP_MS, WINDOW_MS)),
+    ]
+    if (size === 100) steps.push(async () => record('service', await mesh.service(size, WARMUP_MS, WINDOW_MS)))
+    await timed(`one-way ${size}`, () => interleaved(round, steps))
+    await timed(`codec ${size}`, async () => {
       const codec = codecRates(size)
-      push(`encode-${size}`, codec.encode)
-      push(`decode-${size}`, codec.decode)
-    }
+      series.push(`codec.encode.${size}`, codec.encode)
+      series.push(`codec.decode.${size}`, codec.decode)
+    })
   }
-  const figure = (name: string, key: string, unit: string, baselineKey?: string, target?: number): Figure => {
-    const rounds = results.get(key) ?? []
-    const value = median(rounds)
-    const base = baselineKey ? median(results.get(baselineKey) ?? []) : undefined
-    const noisy = spread(rounds) > NOISY || (baselineKey ? spread(results.get(baselineKey) ?? []) > NOISY : false)
-    return { name, unit, value, rounds, baseline: baselineKey, ratio: base ? value / base : undefined, target, noisy }
-  }
-  const figures: Figure[] = [
-    figure('raw net one-way, 100 B frames (baseline)', 'raw-100-msgs', 'frames/s'),
-    figure('wmesh one-way, 100 B msgpack', 'wmesh-100-msgs', 'msgs/s', 'raw-100-msgs', 0.3),
-    figure('raw net one-way, 64 KiB frames (baseline)', 'raw-65536-bytes', 'B/s'),
-    figure('wmesh one-way, 64 KiB msgpack', 'wmesh-65536-bytes', 'B/s', 'raw-65536-bytes'),
-    figure('encode 100 B value', 'encode-100', 'ops/s'),
-    figure('decode 100 B frame', 'decode-100', 'ops/s'),
-    figure('encode 64 KiB value', 'encode-65536', 'ops/s'),
-    figure('decode 64 KiB frame', 'decode-65536', 'ops/s'),
-  ]
-  const rows = figures.map((f) => [
-    f.name,
-    `${formatRate(f.value)}${f.unit}`,
-    f.ratio === undefined ? '' : `${f.ratio.toFixed(2)}x`,
-    f.target === undefined ? '' : `>= ${f.target}x ${f.ratio !== undefined && f.ratio >= f.target ? 'met' : 'MISSED'}`,
-    f.noisy ? 'noisy' : '',
-  ])
-  const header = ['figure', 'median', 'vs baseline', 'target', '']
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)))
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] as number))
-      .join('  ')
-      .trimEnd()
-  console.log(line(header))
-  for (const r of rows) console.log(line(r))
-  if (figures.some((f) => f.noisy))
-    console.log(
-      `\nnoisy: rounds of a figure differ by more than ${NOISY * 100}% of its median; rerun on a quieter machine for firm figures`,
-    )
-  const dir = fileURLToPath(new URL('./results/', import.meta.url))
-  mkdirSync(dir, { recursive: true })
-  const file = `${dir}core-${new Date().toISOString().replace(/[:.]/g, '-')}.json`
-  writeFileSync(
-    file,
-    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, rounds: ROUNDS, windowMs: WINDOW_MS, figures }, null, 2)}\n`,
-  )
-  console.log(`\nresults: ${file}`)
 }
 
-await main()
+/** One round of round trips: both raw baselines, wmesh and Moleculer, per calls in flight. */
+async function callsRound(
+  round: number,
+  series: Series,
+  baselines: RequestResponseBaseline[],
+  mesh: MeshCluster,
+  peer: MoleculerPair,
+): Promise<void> {
+  for (const inflight of INFLIGHT) {
+    const record = (system: string, r: RoundTrips) => {
+      series.push(`calls.${system}.${inflight}.perSec`, r.perSec)
+      series.push(`calls.${system}.${inflight}.p50`, r.p50)
+      series.push(`calls.${system}.${inflight}.p99`, r.p99)
+    }
+    await timed(`calls ${inflight}`, () =>
+      interleaved(round, [
+        ...baselines.map((b) => async () => record(b.mode, await b.roundTrips({ inflight, ...load }))),
+        async () => record('wmesh', await mesh.calls({ inflight, ...load })),
+        async () => record('moleculer', await peer.roundTrips({ inflight, ...load })),
+      ]),
+    )
+  }
+}
+
+/** One round of footprint figures: a bare node, a node with one worker, a node with several. */
+async function footprintRound(series: Series, children: Children, dir: SecretDir): Promise<void> {
+  await timed('footprint', async () => {
+    const bare = await bareNodeFootprint(children)
+    const one = await nodeFootprint(children, dir, 1)
+    const many = await nodeFootprint(children, dir, MANY_WORKERS)
+    series.push('footprint.bare.startupMs', bare.startupMs)
+    series.push('footprint.bare.rss', bare.rssBytes)
+    series.push('footprint.node1.startupMs', one.startupMs)
+    series.push('footprint.node1.rss', one.rssBytes)
+    series.push('footprint.perThread.rss', (many.rssBytes - one.rssBytes) / (MANY_WORKERS - 1))
+  })
+}
+
+async function main(children: Children): Promise<void> {
+  const sections = chosenSections()
+  const series = new Series()
+  const dir = new SecretDir()
+  let cluster: MeshCluster | undefined
+  let moleculer: MoleculerPair | undefined
+  try {
+    const sender = sections.has('one-way') ? new SenderProcess(children) : undefined
+    const baselines = sections.has('calls')
+      ? [new RequestResponseBaseline(children, 'raw'), new RequestResponseBaseline(children, 'msgpack')]
+      : []
+    if (sections.has('one-way') || sections.has('calls')) {
+      cluster = new MeshCluster(children)
+      await cluster.start()
+    }
+    if (sections.has('calls')) {
+      moleculer = new MoleculerPair(children)
+      await moleculer.start()
+    }
+    for (let round = 0; round < ROUNDS; round++) {
+      process.stderr.write(`round ${round + 1}/${ROUNDS}:`)
+      if (sender && cluster) await oneWayRound(round, series, sender, cluster)
+      if (cluster && moleculer) await callsRound(round, series, baselines, cluster, moleculer)
+      if (sections.has('footprint')) await footprintRound(series, children, dir)
+      process.stderr.write('\n')
+    }
+  } finally {
+    await moleculer?.stop()
+    await cluster?.stop()
+    await children.stopAll()
+    dir.remove()
+  }
+  const specs: FigureSpec[] = [
+    ...(sections.has('one-way') ? oneWayFigures() : []),
+    ...(sections.has('calls') ? callFigures(moleculer?.version ?? '') : []),
+    ...(sections.has('footprint') ? footprintFigures() : []),
+  ]
+  const figures = specs.map((spec) => computeFigure(spec, series))
+  printTable(figures)
+  const run = {
+    rounds: ROUNDS,
+    windowMs: WINDOW_MS,
+    warmupMs: WARMUP_MS,
+    sections: [...sections],
+    moleculer: moleculer?.version,
+  }
+  console.log(`\nresults: ${writeResults(run, series, figures)}`)
+}
+
+const children = new Children()
+try {
+  await main(children)
+} catch (error) {
+  // Interrupted: the signal handler ends the children and then the process.
+  if (!children.interrupted) throw error
+}
