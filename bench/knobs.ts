@@ -9,3 +9,5 @@ export const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 1000)
 export const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 300)
 /** Rounds of a figure further apart than this fraction of its median mark it noisy. */
 export const NOISY = 0.25
+/** Extra node flags for the two mesh nodes, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+export const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import type { WorkerInfo } from '@wmesh/core'
 import { connectMesh, type MeshClient } from '@wmesh/mesh'
 import type { ClosedLoopInit, RoundTrips } from './fixtures/closed-loop.mjs'
+import { NODE_ARGS } from './knobs.js'
 import type { OneWay } from './meter.js'
 import { SecretDir, wmeshBin } from './node-files.js'
 import { type Children, freePorts } from './processes.js'
@@ -39,7 +40,7 @@ export class MeshCluster {
     ]
     nodes.forEach(({ name, workers }, i) => {
       const config = this.#dir.writeConfig(name, { listen: join[i], join, logLevel: 'warn', workers })
-      this.#nodes.push(this.#children.spawn(process.execPath, [wmeshBin, 'start', '--config', config]))
+      this.#nodes.push(this.#children.spawn(process.execPath, [...NODE_ARGS, wmeshBin, 'start', '--config', config]))
     })
     const client = await connectMesh({ secretFile: this.#dir.secretFile, join, mdns: false })
     this.#client = client

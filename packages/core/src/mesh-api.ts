@@ -33,6 +33,8 @@ export interface WorkerInfo {
   startedAt: number | undefined
   /** Public methods other workers and clients can call. */
   methods: string[]
+  /** Port where this instance takes direct calls from workers of other nodes, if it does. */
+  direct?: number | undefined
 }
 
 /** A handle on a worker by name (and optionally key/node), from `mesh.worker(...)`. */

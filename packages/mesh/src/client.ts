@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
-import { connect as netConnect } from 'node:net'
-import { connect as tlsConnect } from 'node:tls'
 import {
   type CallOptions,
   type CallOutcome,
@@ -27,7 +25,8 @@ import { type Logger, pino } from 'pino'
 import { callOnEachNode, nodesRunning } from './call-all.js'
 import { type ClusterMessage, type ClusterOp, PROTOCOL_VERSION, parseClusterMessage } from './cluster-protocol.js'
 import { type Candidate, Discovery } from './discovery.js'
-import { Link, tlsConnectOptions } from './link.js'
+import type { Link } from './link.js'
+import { dialLink } from './link-dial.js'
 import { type MeshEvents, nodeInfo, serviceInfo, workerInfo } from './mesh-types.js'
 import { Registry } from './registry.js'
 import { forwardRegistryEvents } from './registry-events.js'
@@ -348,28 +347,11 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
     )
   }
 
-  async #dial(host: string, port: number): Promise<Link> {
+  #dial(host: string, port: number): Promise<Link> {
     const secret = this.#options.secret
     const cluster = this.#options.cluster ?? 'wmesh'
-    const socket = this.#options.tls
-      ? tlsConnect({ host, port, ...tlsConnectOptions(secret, cluster) })
-      : netConnect({ host, port, noDelay: true })
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        socket.destroy()
-        reject(new TimeoutError(`connect to ${host}:${port} timed out`))
-      }, 3000)
-      socket.once(this.#options.tls ? 'secureConnect' : 'connect', () => {
-        clearTimeout(timer)
-        resolve()
-      })
-      socket.once('error', (error) => {
-        clearTimeout(timer)
-        reject(error)
-      })
-    })
-    return Link.establish(
-      socket,
+    return dialLink(
+      { host, port, tls: this.#options.tls ?? false, connectTimeout: 3000 },
       { role: 'dialer', cluster, secret, localId: this.id, localKind: 'client' },
       { logger: this.#baseLogger },
     )

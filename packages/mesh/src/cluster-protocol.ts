@@ -18,6 +18,8 @@ export interface WorkerEntry {
   lastExit: string | undefined
   startedAt: number | undefined
   methods: string[]
+  /** Port where this instance takes direct calls from workers of other nodes, if it does. */
+  direct?: number | undefined
 }
 
 /** One published server. */
@@ -106,7 +108,10 @@ function isWorkerEntry(v: unknown): v is WorkerEntry {
     (v.startedAt === undefined || v.startedAt === null || isInt(v.startedAt)) &&
     Array.isArray(v.methods) &&
     v.methods.length <= MAX_LIST &&
-    v.methods.every((m) => isString(m))
+    v.methods.every((m) => isString(m)) &&
+    (v.direct === undefined ||
+      v.direct === null ||
+      (isInt(v.direct) && (v.direct as number) > 0 && (v.direct as number) < 65536))
   )
 }
 

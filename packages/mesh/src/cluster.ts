@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { createServer, connect as netConnect, type Server, type Socket } from 'node:net'
-import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls'
+import type { Server, Socket } from 'node:net'
 import { ListenError, NodeDownError, TimeoutError } from '@wmesh/core'
 import type { Logger } from 'pino'
 import {
@@ -12,7 +11,8 @@ import {
 } from './cluster-protocol.js'
 import { type Candidate, Discovery } from './discovery.js'
 import type { NodeIdentity } from './identity.js'
-import { Link, type LinkInit, tlsConnectOptions, tlsServerOptions } from './link.js'
+import { Link, type LinkInit } from './link.js'
+import { createLinkServer, dialLink } from './link-dial.js'
 import { Registry } from './registry.js'
 import { rebuildError, relayError, type SerializedError } from './remote-error.js'
 
@@ -125,20 +125,32 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     return [...this.#links.keys()]
   }
 
+  /**
+   * The address to reach a node's other ports at (its workers' direct ports): the one its
+   * link runs over when the node advertises it, else its first advertised address.
+   * Undefined for a node with no link.
+   */
+  hostOf(entry: NodeEntry): string | undefined {
+    if (entry.id === this.#init.identity.id) return entry.addresses[0] ?? this.#init.listen.host
+    const link = this.#links.get(entry.id)
+    if (!link) return undefined
+    const remote = link.remoteAddress.replace(/^::ffff:/, '')
+    return entry.addresses.length === 0 || entry.addresses.includes(remote) ? remote : entry.addresses[0]
+  }
+
   /** Round-trip time of the link to a peer, from its heartbeats. */
   rtt(peerId: string): number | undefined {
     return this.#links.get(peerId)?.rtt
   }
 
   async start(addresses: string[]): Promise<void> {
-    const server = this.#init.tls
-      ? createTlsServer(tlsServerOptions(this.#init.secret, this.#init.cluster))
-      : createServer({ noDelay: true })
+    const server = createLinkServer(
+      this.#init.tls ? this.#init : undefined,
+      (socket) => this.#accept(socket),
+      (error, socket) =>
+        this.#logger.warn({ peer: socket.remoteAddress, err: error.message }, 'refused TLS link: handshake failed'),
+    )
     server.maxConnections = 4096
-    server.on(this.#init.tls ? 'secureConnection' : 'connection', (socket: Socket) => this.#accept(socket))
-    server.on('tlsClientError', (error: Error, socket: Socket) => {
-      this.#logger.warn({ peer: socket.remoteAddress, err: error.message }, 'refused TLS link: handshake failed')
-    })
     const { host, port } = this.#init.listen
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) =>
@@ -274,54 +286,32 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     this.#dials.set(address, state)
     if (state.inFlight || Date.now() < state.nextAt) return
     state.inFlight = true
-    let socket: Socket
-    try {
-      socket = this.#init.tls
-        ? tlsConnect({ host, port, ...tlsConnectOptions(this.#init.secret, this.#init.cluster) })
-        : netConnect({ host, port, noDelay: true })
-    } catch (error) {
-      // A bad address from a peer's entry (validated, but a name may still be unusable).
-      state.inFlight = false
-      state.nextAt = Date.now() + MAX_REDIAL_DELAY
-      this.#logger.warn({ peer: address }, `cannot dial ${address}: ${(error as Error).message}`)
-      return
-    }
-    const connected = new Promise<void>((resolve, reject) => {
-      socket.once(this.#init.tls ? 'secureConnect' : 'connect', () => resolve())
-      socket.once('error', reject)
-    })
-    const connectTimer = setTimeout(() => socket.destroy(new TimeoutError(`connect to ${address} timed out`)), 5000)
-    connected
-      .then(() => {
-        clearTimeout(connectTimer)
-        return Link.establish(socket, this.#linkInit('dialer'), { logger: this.#baseLogger })
-      })
-      .then(
-        (link) => {
-          state.inFlight = false
-          state.failures = 0
-          this.#adopt(link)
-        },
-        (error: Error & { code?: string }) => {
-          clearTimeout(connectTimer)
-          socket.destroy()
-          state.inFlight = false
-          state.failures++
-          if (/our own id|ourselves/i.test(error.message)) {
-            this.#selfAddresses.add(address)
-            return
-          }
-          const delay = Math.min(MAX_REDIAL_DELAY, 250 * 2 ** Math.min(state.failures, 10))
-          state.nextAt = Date.now() + delay * (0.75 + Math.random() * 0.5)
-          // Handshake failures were logged by the link layer; say once that a peer is unreachable.
-          const handshake = error.code?.startsWith('ERR_HANDSHAKE') || error.code === 'ERR_AUTH'
-          const level = state.failures === 1 && !handshake ? 'warn' : 'debug'
-          this.#logger[level](
-            { peer: address, code: error.code, failures: state.failures },
-            `cannot link to ${address}: ${error.message}`,
-          )
-        },
-      )
+    dialLink({ host, port, tls: this.#init.tls, connectTimeout: 5000 }, this.#linkInit('dialer'), {
+      logger: this.#baseLogger,
+    }).then(
+      (link) => {
+        state.inFlight = false
+        state.failures = 0
+        this.#adopt(link)
+      },
+      (error: Error & { code?: string }) => {
+        state.inFlight = false
+        state.failures++
+        if (/our own id|ourselves/i.test(error.message)) {
+          this.#selfAddresses.add(address)
+          return
+        }
+        const delay = Math.min(MAX_REDIAL_DELAY, 250 * 2 ** Math.min(state.failures, 10))
+        state.nextAt = Date.now() + delay * (0.75 + Math.random() * 0.5)
+        // Handshake failures were logged by the link layer; say once that a peer is unreachable.
+        const handshake = error.code?.startsWith('ERR_HANDSHAKE') || error.code === 'ERR_AUTH'
+        const level = state.failures === 1 && !handshake ? 'warn' : 'debug'
+        this.#logger[level](
+          { peer: address, code: error.code, failures: state.failures },
+          `cannot link to ${address}: ${error.message}`,
+        )
+      },
+    )
   }
 
   #adopt(link: Link): void {

@@ -106,6 +106,12 @@ export const nodeConfigSchema = z
       .min(100)
       .default(3000)
       .describe('A peer silent this long is marked down (ms); TCP close marks it down at once.'),
+    directCalls: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Workers call workers of other nodes over links of their own (each worker thread listens on an ephemeral port of the listen host); where those ports cannot be reached, calls go through the nodes' links.",
+      ),
     workersDir: z
       .string()
       .optional()

@@ -82,6 +82,7 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
   #verdict: NodeJS.Immediate | undefined
   #closeTimer: NodeJS.Timeout | undefined
   #socketError: Error | undefined
+  #drained: Promise<void> | undefined
 
   /**
    * Runs the handshake over an already-connected socket (TCP, or TLS after
@@ -173,6 +174,25 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
     if (isInternal(message)) throw new InvalidArgumentError(`message types starting with '$' are reserved for links`)
     msgpackCodec.write(message, this.#queue, this.#settings.maxFrameSize)
     return this.#queue.writable
+  }
+
+  /**
+   * Resolves once the unsent bytes fall below the high-water mark (at once if they are),
+   * or the link closes. Every waiter of one full spell shares one promise.
+   */
+  drained(): Promise<void> {
+    if (this.#closed || this.#queue.writable) return Promise.resolve()
+    this.#drained ??= new Promise<void>((resolve) => {
+      const done = (): void => {
+        cancel()
+        this.off('close', done)
+        this.#drained = undefined
+        resolve()
+      }
+      const cancel = this.#queue.onWritable(done)
+      this.once('close', done)
+    })
+    return this.#drained
   }
 
   /** Graceful: flushes what is queued, sends FIN, then emits 'close' with undefined. Idempotent. */

@@ -27,6 +27,8 @@ export interface RegistryEvents {
   'worker:down': [WorkerEvent]
   'service:up': [ServiceEvent]
   'service:down': [ServiceEvent]
+  /** Any entry was applied or removed (after the specific events above). */
+  changed: []
 }
 
 const workerKey = (w: WorkerEntry): string => `${w.name}\u0000${w.key ?? ''}\u0000${w.instance ?? ''}`
@@ -42,6 +44,7 @@ function normalize(entry: NodeEntry): NodeEntry {
       instance: w.instance ?? undefined,
       lastExit: w.lastExit ?? undefined,
       startedAt: w.startedAt ?? undefined,
+      direct: w.direct ?? undefined,
     })),
     services: entry.services.map((s) => ({ ...s, key: s.key ?? undefined })),
   }
@@ -87,6 +90,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
     this.#entries.set(entry.id, entry)
     if (!current) this.emit('node:up', { node: entry })
     this.#diff(entry, current?.workers ?? [], current?.services ?? [], 'changed')
+    this.emit('changed')
     return true
   }
 
@@ -100,6 +104,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
     }
     for (const service of entry.services) this.emit('service:down', { node: entry.name, nodeId: id, service, reason })
     this.emit('node:down', { node: entry, reason })
+    this.emit('changed')
     return entry
   }
 

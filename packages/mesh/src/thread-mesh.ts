@@ -15,6 +15,7 @@ import {
   type WorkerSelector,
 } from '@wmesh/core'
 import { waitWithDeadline } from '@wmesh/core/internal'
+import type { DirectRouter } from './direct-router.js'
 import { rebuildError, type SerializedError } from './remote-error.js'
 import type { FromThread, ThreadRequest } from './thread-protocol.js'
 import { unpackTop } from './values.js'
@@ -33,13 +34,18 @@ type Reply = { ok: true; value: Uint8Array } | { ok: false; error: SerializedErr
 export class ThreadMesh implements Mesh {
   readonly #post: (message: FromThread) => void
   readonly #callTimeout: number
+  readonly #direct: DirectRouter | undefined
   readonly #pending = new Map<number, (reply: Reply) => void>()
   #nextId = 1
 
-  /** `post` sends one message to the node (batched per tick by the caller). */
-  constructor(post: (message: FromThread) => void, callTimeout: number) {
+  /**
+   * `post` sends one message to the node (batched per tick by the caller); `direct`, when
+   * given, sends calls to workers of other nodes straight to their threads.
+   */
+  constructor(post: (message: FromThread) => void, callTimeout: number, direct?: DirectRouter) {
     this.#post = post
     this.#callTimeout = callTimeout
+    this.#direct = direct
   }
 
   /** Routes a `reply` message from the node to the request waiting for it. */
@@ -66,43 +72,57 @@ export class ThreadMesh implements Mesh {
     return reply.value
   }
 
+  async #callThroughNode<T>(
+    target: string,
+    selector: WorkerSelector,
+    method: string,
+    arg: unknown,
+    options: CallOptions,
+    timeout: number,
+  ): Promise<T> {
+    const bytes = await this.request(
+      { op: 'call', target, selector, method, arg: packValue(arg), timeout },
+      { timeout: timeout + BACKSTOP_MS, signal: options.signal },
+    ).catch((error: unknown) => {
+      if (error instanceof TimeoutError)
+        throw new TimeoutError(`call ${target}.${method} timed out after ${timeout} ms`)
+      throw error
+    })
+    if (selector.node === 'all') {
+      // One outcome per node; errors travel serialized and are rebuilt typed here.
+      const outcomes = unpackFrame(bytes) as Array<{
+        node: string
+        ok: boolean
+        value?: unknown
+        error?: SerializedError
+      }>
+      return outcomes.map((o) =>
+        o.ok
+          ? { node: o.node, ok: true, value: o.value }
+          : { node: o.node, ok: false, error: rebuildError(o.error as SerializedError) },
+      ) as T
+    }
+    return unpackTop(bytes) as T
+  }
+
+  async #castThroughNode(target: string, selector: WorkerSelector, method: string, arg: unknown): Promise<void> {
+    await this.request({ op: 'cast', target, selector, method, arg: packValue(arg) }, { timeout: DEFAULT_OP_TIMEOUT })
+  }
+
   worker(name: string, selector: WorkerSelector = {}): WorkerRef {
     const target = name
     const mesh = this
     return {
-      async call<T>(method: string, arg?: unknown, options: CallOptions = {}): Promise<T> {
+      call<T>(method: string, arg?: unknown, options: CallOptions = {}): Promise<T> {
         const timeout = options.timeout ?? mesh.#callTimeout
-        const bytes = await mesh
-          .request(
-            { op: 'call', target, selector, method, arg: packValue(arg), timeout },
-            { timeout: timeout + BACKSTOP_MS, signal: options.signal },
-          )
-          .catch((error: unknown) => {
-            if (error instanceof TimeoutError)
-              throw new TimeoutError(`call ${target}.${method} timed out after ${timeout} ms`)
-            throw error
-          })
-        if (selector.node === 'all') {
-          // One outcome per node; errors travel serialized and are rebuilt typed here.
-          const outcomes = unpackFrame(bytes) as Array<{
-            node: string
-            ok: boolean
-            value?: unknown
-            error?: SerializedError
-          }>
-          return outcomes.map((o) =>
-            o.ok
-              ? { node: o.node, ok: true, value: o.value }
-              : { node: o.node, ok: false, error: rebuildError(o.error as SerializedError) },
-          ) as T
-        }
-        return unpackTop(bytes) as T
+        const peer = selector.node === 'all' ? undefined : mesh.#direct?.route(target, selector, method)
+        if (peer) return mesh.#direct?.caller.call(peer, method, arg, timeout, options.signal) as Promise<T>
+        return mesh.#callThroughNode<T>(target, selector, method, arg, options, timeout)
       },
-      async cast(method: string, arg?: unknown): Promise<void> {
-        await mesh.request(
-          { op: 'cast', target, selector, method, arg: packValue(arg) },
-          { timeout: DEFAULT_OP_TIMEOUT },
-        )
+      cast(method: string, arg?: unknown): Promise<void> {
+        const peer = selector.node === 'all' ? undefined : mesh.#direct?.route(target, selector, method)
+        if (peer) return mesh.#direct?.caller.cast(peer, method, arg) as Promise<void>
+        return mesh.#castThroughNode(target, selector, method, arg)
       },
       async askResult<T>(key: string, options: WaitOptions = {}): Promise<T | undefined> {
         const bytes = await mesh.request(

@@ -3,6 +3,8 @@
  * MessagePack bytes, so a value means the same thing locally as across hosts.
  */
 import type { WorkerSelector } from '@wmesh/core'
+import type { DirectoryNode } from './direct-router.js'
+import type { DirectInit } from './direct-server.js'
 import type { SerializedError } from './remote-error.js'
 
 /** What a worker thread is started with (`workerData`). */
@@ -14,6 +16,8 @@ export interface ThreadInit {
   instance: number | undefined
   logLevel: string
   callTimeout: number
+  /** Set when the worker takes and makes direct calls to workers of other nodes. */
+  direct: (DirectInit & { localId: string }) | undefined
 }
 
 /** Main thread to worker thread. */
@@ -23,6 +27,8 @@ export type ToThread =
   | { t: 'reply'; id: number; ok: true; value: Uint8Array }
   | { t: 'reply'; id: number; ok: false; error: SerializedError }
   | { t: 'stop'; timeout: number }
+  /** The node's view, for routing direct calls; sent when it changes. */
+  | { t: 'directory'; self: string; nodes: DirectoryNode[] }
 
 /** What a worker can ask of its node. */
 export type ThreadRequest =
@@ -47,7 +53,8 @@ export type ThreadRequest =
 export type FromThread =
   | { t: 'loaded'; name: string; methods: string[] }
   | { t: 'load-failed'; error: SerializedError }
-  | { t: 'ready' }
+  /** `create` finished; `direct` is the port taking direct calls, if any. */
+  | { t: 'ready'; direct: number | undefined }
   | { t: 'result'; id: number; ok: true; value: Uint8Array }
   | { t: 'result'; id: number; ok: false; error: SerializedError }
   | { t: 'request'; id: number; request: ThreadRequest }

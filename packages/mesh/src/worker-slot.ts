@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { Worker as Thread } from 'node:worker_threads'
 import { WorkerDownError, type WorkerInfo } from '@wmesh/core'
 import type { Logger } from 'pino'
@@ -31,6 +32,8 @@ export interface SlotComponents {
   node: string
   logLevel: string
   callTimeout: number
+  /** Direct-call settings for threads (the thread id is added per thread), or undefined for none. */
+  direct: Omit<NonNullable<ThreadInit['direct']>, 'localId'> | undefined
   /** Where worker threads' log lines go (stdout, or the pretty printer). */
   logSink: NodeJS.WritableStream
   /** A request from the worker (call another worker, newWorker, ...); answer through `respond`. */
@@ -66,6 +69,8 @@ export class WorkerSlot {
   lastExit: string | undefined
   startedAt: number | undefined
   methods: string[] = []
+  /** Port where the current thread takes direct calls, if it does. */
+  direct: number | undefined
   #methodSet = new Set<string>()
   readonly #components: SlotComponents
   readonly #backoff: Backoff
@@ -144,6 +149,11 @@ export class WorkerSlot {
     this.#outbox?.push({ t: 'call', id, method, arg, cast })
   }
 
+  /** Sends the thread the node's current view, for its direct calls. */
+  sendDirectory(message: Extract<ToThread, { t: 'directory' }>): void {
+    if (this.#thread && this.#components.direct) this.#outbox?.push(message)
+  }
+
   /** Drops a call that timed out; a late result is ignored. */
   forget(id: number): void {
     this.#pending.delete(id)
@@ -187,7 +197,7 @@ export class WorkerSlot {
   }
 
   #spawn(): void {
-    const { node, logLevel, callTimeout } = this.#components
+    const { node, logLevel, callTimeout, direct } = this.#components
     const init: ThreadInit = {
       file: this.spec.file,
       node,
@@ -196,6 +206,8 @@ export class WorkerSlot {
       instance: this.spec.instance,
       logLevel,
       callTimeout,
+      // Unique per thread: a link handshake refuses a peer claiming the acceptor's own id.
+      direct: direct && { ...direct, localId: `${node}/${this.label}/${randomBytes(4).toString('hex')}` },
     }
     this.#setState('starting')
     const thread = new Thread(THREAD_ENTRY, { workerData: init, stdout: true })
@@ -247,6 +259,7 @@ export class WorkerSlot {
         break
       }
       case 'ready':
+        this.direct = message.direct ?? undefined
         this.#setState('running')
         logger.info({ worker: this.label, restarts: this.restarts }, 'worker running')
         this.#firstStart?.resolve()
@@ -283,6 +296,7 @@ export class WorkerSlot {
   #onExit(thread: Thread, reason: string): void {
     if (this.#thread !== thread) return
     this.#thread = undefined
+    this.direct = undefined
     const uptime = Date.now() - (this.startedAt ?? Date.now())
     const pending = [...this.#pending.values()]
     this.#pending.clear()

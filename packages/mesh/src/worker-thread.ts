@@ -8,6 +8,9 @@ import { pathToFileURL } from 'node:url'
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads'
 import { NoSuchMethodError, packValue, startWorker, Worker, type WorkerClass, type WorkerHandle } from '@wmesh/core'
 import { pino } from 'pino'
+import { DirectCaller } from './direct-caller.js'
+import { DirectRouter } from './direct-router.js'
+import { DirectServer } from './direct-server.js'
 import { PortBatch } from './port-batch.js'
 import { serializeError } from './remote-error.js'
 import { ThreadMesh } from './thread-mesh.js'
@@ -78,22 +81,45 @@ async function main(): Promise<void> {
     { level: init.logLevel, base: { node: init.node, key: init.key, instance: init.instance } },
     process.stdout,
   )
-  const mesh = new ThreadMesh(post, init.callTimeout)
+  const router = init.direct ? new DirectRouter(new DirectCaller(init.direct, { logger })) : undefined
+  const mesh = new ThreadMesh(post, init.callTimeout, router)
   let handle: WorkerHandle | undefined
+  let direct: DirectServer | undefined
+
+  const hasMethod = (method: string): boolean => handle !== undefined && methodSet.has(method)
+  /** Runs a public method: its value or promise; what it throws is what the caller gets. */
+  const invoke = (method: string, arg: unknown): unknown => {
+    const worker = handle?.worker as unknown as Record<string, (arg: unknown) => unknown>
+    return (worker[method] as (arg: unknown) => unknown).call(worker, arg)
+  }
+  const castFailed = (method: string, error: unknown): void => {
+    logger.warn({ err: error, method }, `cast ${method} threw: ${(error as Error)?.message}`)
+  }
 
   const serve = async (id: number, method: string, arg: Uint8Array, cast: boolean): Promise<void> => {
-    if (!handle || !methodSet.has(method)) {
+    if (!hasMethod(method)) {
       const error = new NoSuchMethodError(`${name} has no public method "${method}"`)
       if (!cast) post({ t: 'result', id, ok: false, error: serializeError(error, false) })
       return
     }
-    const worker = handle.worker as unknown as Record<string, (arg: unknown) => unknown>
     try {
-      const value = await (worker[method] as (arg: unknown) => unknown).call(worker, unpackTop(arg))
+      const value = await invoke(method, unpackTop(arg))
       if (!cast) post({ t: 'result', id, ok: true, value: packValue(value) })
     } catch (error) {
-      if (cast) logger.warn({ err: error, method }, `cast ${method} threw: ${(error as Error)?.message}`)
+      if (cast) castFailed(method, error)
       else post({ t: 'result', id, ok: false, error: serializeError(error, true) })
+    }
+  }
+
+  /** Opens this instance's port for direct calls; without one, calls reach it through its node. */
+  const listenDirect = async (): Promise<number | undefined> => {
+    if (!init.direct) return undefined
+    try {
+      direct = await DirectServer.listen(init.direct, { logger, hasMethod, invoke, castFailed })
+      return direct.port
+    } catch (error) {
+      logger.warn({ err: error }, `no direct calls to this worker: ${(error as Error).message}`)
+      return undefined
     }
   }
 
@@ -112,9 +138,9 @@ async function main(): Promise<void> {
             setImmediate(() => {
               throw error
             }),
-        }).then((h) => {
+        }).then(async (h) => {
           handle = h
-          post({ t: 'ready' })
+          post({ t: 'ready', direct: await listenDirect() })
         })
         // A create() that throws rejects here; rethrowing ends the thread as a crash with that error.
         break
@@ -124,12 +150,19 @@ async function main(): Promise<void> {
       case 'reply':
         mesh.onReply(message.id, message.ok ? { ok: true, value: message.value } : { ok: false, error: message.error })
         break
+      case 'directory':
+        router?.update(message.self, message.nodes)
+        break
       case 'stop':
-        void (handle?.stop() ?? Promise.resolve()).finally(() => {
-          post({ t: 'stopped' })
-          // Whatever the user left running (a stray interval) must not keep the thread alive.
-          setImmediate(() => process.exit(0))
-        })
+        // Direct callers are told to go through the nodes; their calls in flight finish first.
+        void (direct?.drain(message.timeout / 2) ?? Promise.resolve())
+          .then(() => handle?.stop())
+          .finally(() => {
+            router?.caller.close()
+            post({ t: 'stopped' })
+            // Whatever the user left running (a stray interval) must not keep the thread alive.
+            setImmediate(() => process.exit(0))
+          })
         break
     }
   }

@@ -1,0 +1,171 @@
+import * as net from 'node:net'
+import { NoSuchMethodError, RemoteError, TimeoutError, WorkerDownError } from '@wmesh/core'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { DirectCaller, type DirectEndpoint } from '../src/direct-caller.js'
+import { DIRECT } from '../src/direct-protocol.js'
+import { type DirectInit, DirectServer } from '../src/direct-server.js'
+import { LogCapture, silent } from './helpers.js'
+
+const init: DirectInit = {
+  cluster: 'test',
+  secret: Buffer.from('direct test secret'),
+  tls: false,
+  host: '127.0.0.1',
+  heartbeatInterval: 100,
+  heartbeatTimeout: 400,
+}
+const until = { timeout: 10_000, interval: 5 }
+const owned: Array<{ close(): void }> = []
+afterEach(() => {
+  for (const thing of owned.splice(0)) thing.close()
+})
+
+interface Served {
+  server: DirectServer
+  endpoint: DirectEndpoint
+  calls: string[]
+  release: () => void
+}
+
+/** A callee with methods echo, fail (throws), wait (answers when released), casted. */
+async function serve(): Promise<Served> {
+  const calls: string[] = []
+  let release = (): void => {}
+  const methods: Record<string, (arg: unknown) => unknown> = {
+    echo: (arg) => arg,
+    fail: () => {
+      throw new TypeError('it failed')
+    },
+    failLater: async () => {
+      throw new RangeError('it failed later')
+    },
+    wait: () =>
+      new Promise((resolve) => {
+        release = () => resolve('released')
+      }),
+    casted: (arg) => {
+      calls.push(String(arg))
+    },
+  }
+  const server = await DirectServer.listen(init, {
+    logger: silent,
+    hasMethod: (m) => m in methods,
+    invoke: (m, arg) => (methods[m] as (arg: unknown) => unknown)(arg),
+    castFailed: () => {},
+  })
+  owned.push({ close: () => void server.drain(0) })
+  return {
+    server,
+    endpoint: { node: 'b', host: '127.0.0.1', port: server.port, label: 'echo#0' },
+    calls,
+    release: () => release(),
+  }
+}
+
+function caller(extra: Partial<DirectInit> = {}, logger = silent): DirectCaller {
+  const c = new DirectCaller({ ...init, ...extra, localId: `caller-${Math.random()}` }, { logger })
+  owned.push(c)
+  return c
+}
+
+/** The peer once its link is up (the first ask starts dialing and answers "through the node"). */
+async function linked(c: DirectCaller, endpoint: DirectEndpoint) {
+  expect(c.peer(endpoint)).toBeUndefined()
+  let peer: ReturnType<DirectCaller['peer']>
+  await vi.waitFor(() => {
+    peer = c.peer(endpoint)
+    expect(peer).toBeDefined()
+  }, until)
+  return peer as NonNullable<typeof peer>
+}
+
+describe('direct calls between worker threads', () => {
+  it('answers calls and casts with the values sent, nil as undefined', async () => {
+    const { endpoint, calls } = await serve()
+    const c = caller()
+    const peer = await linked(c, endpoint)
+    const values = [1, 'two', { three: [3] }, [true, null]]
+    const results = await Promise.all(values.map((v) => c.call(peer, 'echo', v, 1000, undefined)))
+    expect(results).toEqual(values)
+    const bytes = await c.call(peer, 'echo', new Uint8Array([4, 5]), 1000, undefined)
+    expect(Buffer.from(bytes as Uint8Array)).toEqual(Buffer.from([4, 5]))
+    expect(await c.call(peer, 'echo', undefined, 1000, undefined)).toBeUndefined()
+    await c.cast(peer, 'casted', 'x')
+    await vi.waitFor(() => expect(calls).toEqual(['x']), until)
+  })
+
+  it('rebuilds what the method threw as RemoteError, and a missing method as NoSuchMethodError', async () => {
+    const { endpoint } = await serve()
+    const c = caller()
+    const peer = await linked(c, endpoint)
+    const thrown = await c.call(peer, 'fail', null, 1000, undefined).catch((e: unknown) => e)
+    expect(thrown).toBeInstanceOf(RemoteError)
+    expect((thrown as RemoteError).remoteName).toBe('TypeError')
+    const rejected = await c.call(peer, 'failLater', null, 1000, undefined).catch((e: unknown) => e)
+    expect((rejected as RemoteError).remoteName).toBe('RangeError')
+    await expect(c.call(peer, 'nope', null, 1000, undefined)).rejects.toBeInstanceOf(NoSuchMethodError)
+  })
+
+  it('times out a call that gets no answer, and ignores the late answer', async () => {
+    const { endpoint, release } = await serve()
+    const c = caller()
+    const peer = await linked(c, endpoint)
+    await expect(c.call(peer, 'wait', null, 50, undefined)).rejects.toBeInstanceOf(TimeoutError)
+    release()
+    expect(await c.call(peer, 'echo', 'after', 1000, undefined)).toBe('after')
+    expect(peer.pending.size).toBe(0)
+  })
+
+  it('fails calls in flight with WorkerDownError when the callee goes away', async () => {
+    const { endpoint, server } = await serve()
+    const c = caller()
+    const peer = await linked(c, endpoint)
+    const inFlight = c.call(peer, 'wait', null, 5000, undefined)
+    // The thread ending closes its sockets without goodbye: do the same.
+    await server.drain(0)
+    await expect(inFlight).rejects.toBeInstanceOf(WorkerDownError)
+  })
+
+  it('drains: new calls are told to go through the nodes while calls in flight finish', async () => {
+    const { endpoint, server, release } = await serve()
+    const c = caller()
+    const peer = await linked(c, endpoint)
+    const inFlight = c.call(peer, 'wait', null, 5000, undefined)
+    await vi.waitFor(() => expect(peer.pending.size).toBe(1), until)
+    const drained = server.drain(5000)
+    await vi.waitFor(() => expect(c.peer(endpoint)).toBeUndefined(), until)
+    release()
+    expect(await inFlight).toBe('released')
+    await drained
+  })
+
+  it('refuses a caller with the wrong secret, logging why, and never routes to it', async () => {
+    const { endpoint } = await serve()
+    const logs = new LogCapture()
+    const { pino } = await import('pino')
+    const c = caller({ secret: Buffer.from('not the right secret') }, pino({ level: 'info' }, logs))
+    expect(c.peer(endpoint)).toBeUndefined()
+    await vi.waitFor(() => expect(logs.lines.some((l) => /no direct link/.test(String(l.msg)))).toBe(true), until)
+    expect(c.peer(endpoint)).toBeUndefined()
+  })
+
+  it('closes a link that sends a malformed message, and keeps serving others', async () => {
+    const { endpoint } = await serve()
+    const bad = caller()
+    const badPeer = await linked(bad, endpoint)
+    const good = caller()
+    const goodPeer = await linked(good, endpoint)
+    ;(badPeer.link as { send(m: unknown): boolean }).send([DIRECT.OK, 1, 'a reply is not a request'])
+    await vi.waitFor(() => expect(badPeer.link).toBeUndefined(), until)
+    expect(await good.call(goodPeer, 'echo', 'still here', 1000, undefined)).toBe('still here')
+  })
+
+  it('refuses a connection that is not a wmesh link at the handshake', async () => {
+    const { endpoint } = await serve()
+    const socket = net.connect(endpoint.port, '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3]))
+    await new Promise((resolve) => socket.once('close', resolve))
+    expect(socket.destroyed).toBe(true)
+  })
+})
