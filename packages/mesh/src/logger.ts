@@ -1,5 +1,7 @@
+import { createRequire } from 'node:module'
 import { type Logger, pino } from 'pino'
-import pretty from 'pino-pretty'
+
+const require = createRequire(import.meta.url)
 
 export interface NodeLoggerOptions {
   level?: string
@@ -18,7 +20,9 @@ const sinks = new WeakMap<Logger, NodeJS.WritableStream>()
 export function createNodeLogger(options: NodeLoggerOptions = {}): Logger {
   const destination = options.destination ?? process.stdout
   const usePretty = options.pretty ?? (destination === process.stdout && process.stdout.isTTY === true)
-  const sink: NodeJS.WritableStream = usePretty
+  // pino-pretty only loads for a terminal: a service's node saves its ~8 MB.
+  const pretty = usePretty ? (require('pino-pretty') as typeof import('pino-pretty')) : undefined
+  const sink: NodeJS.WritableStream = pretty
     ? pretty({
         destination: destination as NodeJS.WritableStream & { fd?: number },
         colorize: !process.env.NO_COLOR,

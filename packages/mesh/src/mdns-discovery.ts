@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto'
 import type { EventEmitter } from 'node:events'
+import { createRequire } from 'node:module'
 import { isIP } from 'node:net'
-import { Bonjour, type Browser, type Service, type ServiceConfig } from 'bonjour-service'
+import type { Bonjour, Browser, Service, ServiceConfig } from 'bonjour-service'
 import type { Logger } from 'pino'
 import type { Candidate } from './discovery.js'
+
+const require = createRequire(import.meta.url)
 
 /** DNS-SD service type: adverts are `_wmesh._tcp.local`. */
 export const MDNS_SERVICE_TYPE = 'wmesh'
@@ -70,7 +73,9 @@ export class MdnsDiscovery {
     // no multicast; binding 0.0.0.0 and joining on the interface works. The options type
     // (ServiceConfig) does not declare the multicast-dns socket options it forwards.
     const options = (init.interface ? { interface: init.interface, bind: '0.0.0.0' } : {}) as Partial<ServiceConfig>
-    const bonjour = new Bonjour(options, onError)
+    // Loaded on first use: about 7 MB of RSS that nodes without mDNS need not carry.
+    const { Bonjour: BonjourClass } = require('bonjour-service') as typeof import('bonjour-service')
+    const bonjour = new BonjourClass(options, onError)
     this.#bonjour = bonjour
     // bonjour never listens for the socket's own 'error' (EADDRINUSE, EACCES), so without
     // this listener it would crash the process. `server.mdns` is internal, hence the cast.

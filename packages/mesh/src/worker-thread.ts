@@ -3,7 +3,7 @@
  * and methods, runs `create(args)` when told, then serves calls until told to stop.
  * User code runs only here, never in the node's main thread.
  */
-import { register } from 'node:module'
+import { createRequire, register } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads'
 import { NoSuchMethodError, packValue, startWorker, Worker, type WorkerClass, type WorkerHandle } from '@wmesh/core'
@@ -31,6 +31,15 @@ function findWorkerClass(module: Record<string, unknown>): WorkerClass | undefin
   return Object.values(module).find(isWorker)
 }
 
+/** Where `specifier` resolves to when imported from the worker's own file, or undefined. */
+function resolvesFromFile(specifier: string): string | undefined {
+  try {
+    return pathToFileURL(createRequire(init.file).resolve(specifier)).href
+  } catch {
+    return undefined
+  }
+}
+
 async function load(): Promise<WorkerClass | undefined> {
   if (/\.[cm]?ts$/.test(init.file)) {
     // TypeScript worker files run without a build step; tsx must hook in before our own
@@ -40,14 +49,16 @@ async function load(): Promise<WorkerClass | undefined> {
   }
   // Worker modules import '@wmesh/core' from wherever they live (a `wmesh init` directory
   // has no node_modules): map it to the node's own copy, which also keeps `instanceof Worker`
-  // and the runtime's symbols shared with this thread.
-  register(new URL('./core-resolve-hooks.js', import.meta.url), {
-    data: {
-      '@wmesh/core': import.meta.resolve('@wmesh/core'),
-      '@wmesh/core/internal': import.meta.resolve('@wmesh/core/internal'),
-      '@wmesh/mesh': new URL('./index.js', import.meta.url).href,
-    },
-  })
+  // and the runtime's symbols shared with this thread. Hooks run on a thread of their own
+  // (about 10 MB each in Node 20), so only where the module would not find that copy itself.
+  const mapping = {
+    '@wmesh/core': import.meta.resolve('@wmesh/core'),
+    '@wmesh/core/internal': import.meta.resolve('@wmesh/core/internal'),
+    '@wmesh/mesh': new URL('./index.js', import.meta.url).href,
+  }
+  if (!Object.entries(mapping).every(([specifier, url]) => resolvesFromFile(specifier) === url)) {
+    register(new URL('./core-resolve-hooks.js', import.meta.url), { data: mapping })
+  }
   let module: Record<string, unknown>
   try {
     module = (await import(pathToFileURL(init.file).href)) as Record<string, unknown>
