@@ -6,10 +6,10 @@
 import type { Socket } from 'node:net'
 import { FrameDecoder, msgpackCodec } from '@wmesh/core'
 import { OutboundQueue } from '@wmesh/core/internal'
-import type { Logger } from 'pino'
 import { HandshakeError, HandshakeTimeoutError, LinkClosedError } from './link-errors.js'
 import type { LinkHandshake } from './link-handshake.js'
 import { MAX_HANDSHAKE_FRAME, type PeerIdentity } from './link-messages.js'
+import type { RefusalLog } from './refusal-log.js'
 
 /** The outcome of a successful handshake, handed over synchronously so no byte is lost. */
 export interface Authenticated {
@@ -22,7 +22,8 @@ export interface Authenticated {
 
 export interface PreAuthOptions {
   timeout: number
-  logger: Logger
+  /** Where a failed handshake is reported (a flood from one address becomes a few lines). */
+  refusals: RefusalLog
   /** Called inside the socket's 'data' event, with the socket paused. */
   onAuthenticated(result: Authenticated): void
   /** Called once with the error, after one warning is logged and the socket is closing. */
@@ -31,7 +32,7 @@ export interface PreAuthOptions {
 
 /** Drives `machine` over `socket` until it authenticates the peer or fails. */
 export function runPreAuth(socket: Socket, machine: LinkHandshake, options: PreAuthOptions): void {
-  const { timeout, logger } = options
+  const { timeout } = options
   const queue = new OutboundQueue(socket)
   const frames = new FrameDecoder({ maxFrameSize: MAX_HANDSHAKE_FRAME })
   const send = (message: unknown): void => msgpackCodec.write(message, queue, MAX_HANDSHAKE_FRAME)
@@ -54,7 +55,9 @@ export function runPreAuth(socket: Socket, machine: LinkHandshake, options: PreA
     const peer = `${socket.remoteAddress}:${socket.remotePort}`
     // Health checks (a TCP liveness probe every few seconds) would otherwise fill the log.
     const level = received === 0 && (error as { code?: string }).code === 'ERR_LINK_CLOSED' ? 'debug' : 'warn'
-    logger[level](
+    options.refusals.refused(
+      socket.remoteAddress ?? 'unknown',
+      level,
       { code: (error as { code?: string }).code, peer },
       `link handshake with ${peer} failed: ${error.message}`,
     )

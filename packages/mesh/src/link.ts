@@ -8,6 +8,7 @@ import { HeartbeatTimeoutError, LinkClosedError } from './link-errors.js'
 import { runPreAuth } from './link-establish.js'
 import { LinkHandshake } from './link-handshake.js'
 import { MAX_HANDSHAKE_FRAME, type PeerIdentity, type PeerKind } from './link-messages.js'
+import { refusalLogOf } from './refusal-log.js'
 
 export { tlsConnectOptions, tlsServerOptions } from './link-tls.js'
 
@@ -114,7 +115,7 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
       socket.setNoDelay(true)
       runPreAuth(socket, machine, {
         timeout,
-        logger,
+        refusals: refusalLogOf(components.logger),
         onAuthenticated: ({ peer, queue, leftover }) => {
           const link = new Link(socket, queue, init.role, peer, settings, logger, address as string, port as number)
           resolve(link)
