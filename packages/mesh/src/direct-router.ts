@@ -3,6 +3,8 @@ import { runsWorker } from './call-all.js'
 import type { NodeEntry, WorkerEntry } from './cluster-protocol.js'
 import type { DirectCaller, DirectEndpoint, DirectPeer } from './direct-caller.js'
 
+const MAX_CACHED_ROUTES = 1024
+
 /** What a worker thread knows of one node, to route calls itself: sent by its node on every change. */
 export interface DirectoryNode {
   id: string
@@ -72,6 +74,8 @@ export class DirectRouter {
     let set = this.#routes.get(cacheKey)
     if (!set) {
       set = this.#build(name, selector)
+      // Keys may be per user or per session: never let the cache grow without bound.
+      if (this.#routes.size >= MAX_CACHED_ROUTES) this.#routes.clear()
       this.#routes.set(cacheKey, set)
     }
     const nodes = set.nodes
