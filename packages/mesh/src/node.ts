@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events'
-import { readdir, readFile } from 'node:fs/promises'
-import { hostname, networkInterfaces } from 'node:os'
-import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { hostname } from 'node:os'
 import {
   type CallOptions,
   InvalidArgumentError,
@@ -25,19 +24,20 @@ import {
 import type { Logger } from 'pino'
 import { callOnEachNode, nodesRunning, runsWorker } from './call-all.js'
 import { Cluster } from './cluster.js'
-import type { ClusterMessage, ClusterOp, NodeEntry, ServiceEntry, WorkerEntry } from './cluster-protocol.js'
-import { ConfigError, type NodeConfig, type NodeConfigInput, parseNodeConfig, restartSchema } from './config.js'
+import type { ClusterMessage, ClusterOp, NodeEntry, WorkerEntry } from './cluster-protocol.js'
+import { ConfigError, type NodeConfig, type NodeConfigInput, parseNodeConfig } from './config.js'
 import { directoryOf } from './direct-router.js'
 import { type NodeIdentity, newIdentity } from './identity.js'
 import { createNodeLogger, logSinkOf } from './logger.js'
 import { type CallOutcome, type MeshEvents, type NodeInfo, nodeInfo, serviceInfo, workerInfo } from './mesh-types.js'
+import { reachableAddresses, sanitizeHostname, splitHostPort } from './node-addresses.js'
 import { forwardRegistryEvents } from './registry-events.js'
-import { relayError } from './remote-error.js'
 import { ResultStore } from './result-cache.js'
 import { Scheduler } from './scheduler.js'
-import type { ThreadRequest, ToThread } from './thread-protocol.js'
-import { unpackTop } from './values.js'
-import { type SlotComponents, WorkerLoadError, WorkerSlot } from './worker-slot.js'
+import { serveThreadRequest, type ThreadRequestHost } from './thread-requests.js'
+import { NIL, unpackTop } from './values.js'
+import { WorkerPool } from './worker-pool.js'
+import { WorkerLoadError, type WorkerSlot } from './worker-slot.js'
 
 /** Injected dependencies of a node. */
 export interface MeshNodeComponents {
@@ -45,8 +45,6 @@ export interface MeshNodeComponents {
   logger?: Logger
 }
 
-const WORKER_FILE = /\.(m?js|c?js|m?ts|cts)$/
-const NIL = packValue(undefined)
 const FIXARRAY_0 = Uint8Array.of(0x90)
 const FIXARRAY_1 = Uint8Array.of(0x91)
 const VERSION = '0.1.0'
@@ -66,14 +64,9 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   readonly config: NodeConfig
   readonly identity: NodeIdentity
   readonly logger: Logger
-  readonly #slots = new Map<string, WorkerSlot[]>()
-  /** Module file of each worker name, for `newWorker`. */
-  readonly #files = new Map<string, string>()
   readonly #results = new ResultStore()
   readonly #roundRobin = new Map<string, number>()
-  /** Servers published by this node's workers, by slot. */
-  readonly #services = new Map<WorkerSlot, ServiceEntry[]>()
-  readonly #components: SlotComponents
+  readonly #pool: WorkerPool
   readonly #cluster: Cluster
   #scheduler: Scheduler | undefined
   #nextCallId = 1
@@ -83,6 +76,19 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   #stopped: Promise<void> | undefined
   #publishScheduled = false
   #directoryScheduled = false
+  /** What worker threads' requests are served with: this node, on encoded values. */
+  readonly #threadHost: ThreadRequestHost = {
+    call: (name, selector, method, arg, timeout) => this.#call(name, selector, method, arg, timeout, undefined, true),
+    callAll: (name, selector, method, arg, options) => this.#callAll(name, selector, method, arg, options),
+    cast: (name, selector, method, arg) => this.#cast(name, selector, method, arg, true),
+    askResult: (name, selector, key) => this.#askResult(name, selector, key),
+    newWorker: (name, options) => this.newWorker(name, options),
+    delete: (name, selector) => this.#delete(name, selector),
+    workerInfos: () => this.#workerInfos(),
+    resolveService: (name, node) => this.#resolveService(name, node),
+    services: () => this.services(),
+    nodes: () => this.nodes(),
+  }
 
   constructor(config: NodeConfigInput | NodeConfig, components: MeshNodeComponents = {}) {
     super()
@@ -90,33 +96,26 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
     this.identity = newIdentity(this.config.name ?? sanitizeHostname(hostname()))
     const root = components.logger ?? createNodeLogger({ level: this.config.logLevel })
     this.logger = root.child({ node: this.identity.name })
-    this.#components = {
-      logger: this.logger.child({ component: 'mesh:supervisor' }),
-      node: this.identity.name,
-      logLevel: this.config.logLevel,
-      callTimeout: this.config.callTimeout,
-      direct: undefined,
-      logSink: logSinkOf(root),
-      onRequest: (slot, request, respond, id) => this.#onThreadRequest(slot, request, respond, id),
-      onCache: (slot, key, value) => {
-        if (value) this.#results.set(slot.name, slot.key, key, value)
-        else this.#results.delete(slot.name, slot.key, key)
+    this.#pool = new WorkerPool(
+      { node: this.identity.name, workers: this.config.workers, workersDir: this.config.workersDir },
+      {
+        logger: this.logger,
+        slot: {
+          logger: this.logger.child({ component: 'mesh:supervisor' }),
+          node: this.identity.name,
+          logLevel: this.config.logLevel,
+          callTimeout: this.config.callTimeout,
+          logSink: logSinkOf(root),
+          onRequest: (_slot, request, respond, id) => serveThreadRequest(this.#threadHost, request, respond, id),
+          onCache: (slot, key, value) => {
+            if (value) this.#results.set(slot.name, slot.key, key, value)
+            else this.#results.delete(slot.name, slot.key, key)
+          },
+        },
+        serviceHost: (bound) => this.#serviceHost(bound),
+        onChange: () => this.#publishSelf(),
       },
-      onState: (slot) => this.#onSlotState(slot),
-      argsFor: (slot) => packValue(this.config.workers[slot.name]?.args),
-      onPublish: (slot, service) => {
-        const list = this.#services.get(slot) ?? []
-        list.push({ ...service, worker: slot.name, key: slot.key, host: this.#serviceHost(service.host) })
-        this.#services.set(slot, list)
-        this.#publishSelf()
-      },
-      onUnpublish: (slot, port) => {
-        const list = (this.#services.get(slot) ?? []).filter((s) => s.port !== port)
-        if (list.length > 0) this.#services.set(slot, list)
-        else this.#services.delete(slot)
-        this.#publishSelf()
-      },
-    }
+    )
     const [listenHost, listenPort] = splitHostPort(this.config.listen)
     this.#cluster = new Cluster(
       {
@@ -170,14 +169,14 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
     try {
       const secret = await this.#readSecret()
       this.#enableDirectCalls(secret)
-      await this.#startWorkers()
+      await this.#pool.start()
       this.#scheduler = new Scheduler(this.config.schedules, (s) => this.#runSchedule(s), this.logger)
       this.#scheduler.start()
       this.#cluster.updateSelf()
       await this.#startCluster(secret)
     } catch (error) {
       this.#scheduler?.stop()
-      await this.#stopSlots(2000)
+      await this.#pool.stop(2000)
       await this.#cluster.stop('start failed')
       this.#state = 'stopped'
       if (error instanceof WorkerLoadError) throw new ConfigError(error.message)
@@ -185,7 +184,7 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
     }
     this.#state = 'running'
     this.logger.info(
-      { id: this.id, workers: this.#allSlots().length, port: this.port || undefined },
+      { id: this.id, workers: this.#pool.allSlots().length, port: this.port || undefined },
       `node ${this.name} running`,
     )
   }
@@ -270,125 +269,6 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
 
   // --- workers -------------------------------------------------------------------------
 
-  /**
-   * Configured workers start one after another in the order they are listed (instances of
-   * one worker in parallel), so a worker may rely on those above it, as with a supervisor's
-   * children. Modules found in workersDir start afterwards, in parallel.
-   */
-  async #startWorkers(): Promise<void> {
-    for (const [name, options] of Object.entries(this.config.workers)) {
-      if (!options.file) continue
-      this.#files.set(name, options.file)
-      const starts: Array<Promise<void>> = []
-      for (let i = 0; i < options.instances; i++) {
-        starts.push(this.#addSlot({ file: options.file, name, key: undefined, instance: i, args: undefined }).start())
-      }
-      await Promise.all(starts)
-    }
-    const starts: Array<Promise<void>> = []
-    if (this.config.workersDir !== undefined) {
-      const entries = await readdir(this.config.workersDir).catch((error: NodeJS.ErrnoException) => {
-        throw new ConfigError(`workersDir ${this.config.workersDir}: ${error.code ?? error.message}`)
-      })
-      for (const entry of entries.filter((e) => WORKER_FILE.test(e) && !e.endsWith('.d.ts')).sort()) {
-        starts.push(this.#startFromDirectory(join(this.config.workersDir, entry)))
-      }
-    }
-    await Promise.all(starts)
-    for (const name of Object.keys(this.config.workers)) {
-      if (!this.#files.has(name)) {
-        throw new ConfigError(
-          `key "workers.${name}": no file given and no module in workersDir exports a worker named "${name}"`,
-        )
-      }
-    }
-  }
-
-  /** A module from workersDir: its name is known once loaded; then its configured instance count applies. */
-  async #startFromDirectory(file: string): Promise<void> {
-    const first = this.#addSlot({ file, name: undefined, key: undefined, instance: 0, args: undefined })
-    await first.start()
-    const name = first.name
-    const known = this.#files.get(name)
-    if (known !== undefined && known !== file) {
-      this.logger.warn(
-        { file, worker: name },
-        `${file} defines worker "${name}", already loaded from ${known}; ignoring it`,
-      )
-      this.#removeSlot(first)
-      await first.stop(2000)
-      return
-    }
-    this.#files.set(name, file)
-    const instances = this.config.workers[name]?.instances ?? 1
-    if (instances === 0) {
-      this.#removeSlot(first)
-      await first.stop(2000)
-      return
-    }
-    const more: Array<Promise<void>> = []
-    for (let i = 1; i < instances; i++) {
-      more.push(this.#addSlot({ file, name, key: undefined, instance: i, args: undefined }).start())
-    }
-    await Promise.all(more)
-  }
-
-  async #newLocalWorker(name: string, key: string, data: Uint8Array): Promise<WorkerInfo> {
-    this.#checkAccepting()
-    const file = this.#files.get(name)
-    if (!file) throw new NoSuchWorkerError(`node ${this.name} has no worker module named "${name}"`)
-    if (this.#slotsOf(name).some((s) => s.key === key)) {
-      throw new InvalidArgumentError(`${name} already has an instance with key "${key}" on node ${this.name}`)
-    }
-    const slot = this.#addSlot({ file, name, key, instance: undefined, args: data })
-    await slot.start()
-    return slot.info()
-  }
-
-  #addSlot(spec: {
-    file: string
-    name: string | undefined
-    key: string | undefined
-    instance: number | undefined
-    args: Uint8Array | undefined
-  }): WorkerSlot {
-    const restart = restartSchema.parse(spec.name ? (this.config.workers[spec.name]?.restart ?? {}) : {})
-    const slot = new WorkerSlot({ ...spec, restart }, this.#components)
-    // Until its module reports a name, a directory slot is filed under its path.
-    const list = this.#slots.get(slot.name) ?? []
-    list.push(slot)
-    this.#slots.set(slot.name, list)
-    return slot
-  }
-
-  #removeSlot(slot: WorkerSlot): void {
-    for (const [name, list] of this.#slots) {
-      const at = list.indexOf(slot)
-      if (at >= 0) {
-        list.splice(at, 1)
-        if (list.length === 0) this.#slots.delete(name)
-      }
-    }
-    this.#services.delete(slot)
-    this.#publishSelf()
-  }
-
-  #onSlotState(slot: WorkerSlot): void {
-    // A directory slot learns its name on load: refile it.
-    for (const [name, list] of this.#slots) {
-      if (name !== slot.name && list.includes(slot)) {
-        list.splice(list.indexOf(slot), 1)
-        if (list.length === 0) this.#slots.delete(name)
-        const target = this.#slots.get(slot.name) ?? []
-        target.push(slot)
-        this.#slots.set(slot.name, target)
-      }
-    }
-    // A worker that is not running publishes nothing.
-    if (slot.state !== 'running') this.#services.delete(slot)
-    this.#publishSelf()
-  }
-
   /** Publishes this node's entry once per tick, however many slots changed in it. */
   #publishSelf(): void {
     if (this.#publishScheduled) return
@@ -400,30 +280,12 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   #describeSelf(): Pick<NodeEntry, 'workers' | 'services'> {
-    const stopping = this.#state === 'stopping' || this.#state === 'stopped'
-    const workers: WorkerEntry[] = this.#allSlots().map((slot) => {
-      const info = slot.info()
-      return {
-        name: info.name,
-        key: info.key,
-        instance: info.instance,
-        state: stopping && info.state === 'running' ? 'stopping' : info.state,
-        restarts: info.restarts,
-        lastExit: info.lastExit,
-        startedAt: info.startedAt,
-        methods: info.methods,
-        direct: slot.direct,
-      }
-    })
-    return { workers, services: stopping ? [] : [...this.#services.values()].flat() }
+    return this.#pool.describe(this.#state === 'stopping' || this.#state === 'stopped')
   }
 
-  #slotsOf(name: string): WorkerSlot[] {
-    return this.#slots.get(name) ?? []
-  }
-
-  #allSlots(): WorkerSlot[] {
-    return [...this.#slots.values()].flat()
+  async #newLocalWorker(name: string, key: string, data: Uint8Array): Promise<WorkerInfo> {
+    this.#checkAccepting()
+    return this.#pool.newInstance(name, key, data)
   }
 
   #workerInfos(): WorkerInfo[] {
@@ -455,7 +317,7 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
     let onlyNode: NodeEntry | undefined
     if (selector.node !== undefined) onlyNode = this.#nodeByName(selector.node)
     if (onlyNode === undefined || onlyNode.id === this.id) {
-      const running = this.#slotsOf(name).filter((s) => matches({ name, key: s.key, state: s.state }))
+      const running = this.#pool.slotsOf(name).filter((s) => matches({ name, key: s.key, state: s.state }))
       if (running.length > 0) {
         const slot = running[this.#turn(name) % running.length] as WorkerSlot
         if (!slot.hasMethod(method)) throw new NoSuchMethodError(`${name} has no public method "${method}"`)
@@ -584,9 +446,9 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   async #askResult(name: string, selector: WorkerSelector, key: string, timeout?: number): Promise<Uint8Array> {
-    const local = this.#slotsOf(name).some((s) => selector.key === undefined || s.key === selector.key)
+    const local = this.#pool.slotsOf(name).some((s) => selector.key === undefined || s.key === selector.key)
     const onlyNode = selector.node === undefined ? undefined : this.#nodeByName(selector.node)
-    if ((local && (!onlyNode || onlyNode.id === this.id)) || this.#files.has(name)) {
+    if ((local && (!onlyNode || onlyNode.id === this.id)) || this.#pool.hasModule(name)) {
       const value = this.#results.get(name, selector.key, key)
       if (value || onlyNode?.id === this.id) return value ? Buffer.concat([FIXARRAY_1, value]) : FIXARRAY_0
     }
@@ -596,7 +458,7 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
         entry.workers.some((w) => w.name === name && (selector.key === undefined || w.key === selector.key)),
     )
     if (!holder) {
-      if (local || this.#files.has(name)) return FIXARRAY_0
+      if (local || this.#pool.hasModule(name)) return FIXARRAY_0
       throw new NoSuchWorkerError(`no worker named "${name}" in the cluster`)
     }
     return this.#cluster.op(
@@ -607,10 +469,10 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   async #delete(name: string, selector: WorkerSelector, timeout?: number): Promise<void> {
-    const slots = this.#slotsOf(name).filter((s) => selector.key === undefined || s.key === selector.key)
+    const slots = this.#pool.slotsOf(name).filter((s) => selector.key === undefined || s.key === selector.key)
     const onlyNode = selector.node === undefined ? undefined : this.#nodeByName(selector.node)
     if (slots.length > 0 && (!onlyNode || onlyNode.id === this.id)) {
-      for (const slot of slots) this.#removeSlot(slot)
+      for (const slot of slots) this.#pool.remove(slot)
       await Promise.all(slots.map((s) => s.stop(this.config.shutdownTimeout)))
       for (const slot of slots) this.#results.drop(slot.name, slot.key)
       this.#publishSelf()
@@ -665,63 +527,6 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   // --- requests from threads, other nodes and clients ---------------------------------
-
-  /** Serves what a worker thread asks of the mesh, replying to that same thread. */
-  #onThreadRequest(_slot: WorkerSlot, request: ThreadRequest, respond: (reply: ToThread) => void, id: number): void {
-    const ok = (value: Uint8Array): void => respond({ t: 'reply', id, ok: true, value })
-    const fail = (error: unknown): void => respond({ t: 'reply', id, ok: false, error: relayError(error) })
-    const run = async (): Promise<Uint8Array> => {
-      switch (request.op) {
-        case 'call':
-          if (request.selector.node === 'all') {
-            const outcomes = await this.#callAll(request.target, request.selector, request.method, request.arg, {
-              timeout: request.timeout,
-            })
-            return packValue(outcomes.map(serializeOutcome))
-          }
-          return this.#call(
-            request.target,
-            request.selector,
-            request.method,
-            request.arg,
-            request.timeout,
-            undefined,
-            true,
-          )
-        case 'cast':
-          this.#cast(request.target, request.selector, request.method, request.arg, true)
-          return NIL
-        case 'askResult':
-          return this.#askResult(request.target, request.selector, request.key)
-        case 'newWorker':
-          return packValue(
-            await this.newWorker(request.target, {
-              key: request.key,
-              data: unpackTop(request.data),
-              node: request.node,
-            }),
-          )
-        case 'delete':
-          await this.#delete(request.target, request.selector)
-          return NIL
-        case 'info':
-          return packValue(
-            this.#workerInfos().filter(
-              (w) =>
-                request.target === undefined ||
-                (w.name === request.target && (request.selector.key === undefined || w.key === request.selector.key)),
-            ),
-          )
-        case 'resolveService':
-          return packValue(this.#resolveService(request.name, request.node))
-        case 'services':
-          return packValue(await this.services())
-        case 'nodes':
-          return packValue(await this.nodes())
-      }
-    }
-    run().then(ok, fail)
-  }
 
   /** A call from another node runs here; a client's call may be routed anywhere. */
   #serveCall(message: Extract<ClusterMessage, { t: 'call' }>, fromClient: boolean): Promise<Uint8Array> {
@@ -794,14 +599,14 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   #enableDirectCalls(secret: Buffer | undefined): void {
     if (secret === undefined || !this.config.directCalls) return
     const [host] = splitHostPort(this.config.listen)
-    this.#components.direct = {
+    this.#pool.enableDirectCalls({
       cluster: this.config.cluster,
       secret,
       tls: this.config.tls,
       host,
       heartbeatInterval: this.config.heartbeatInterval,
       heartbeatTimeout: this.config.heartbeatTimeout,
-    }
+    })
     this.#cluster.registry.on('changed', () => this.#sendDirectory())
   }
 
@@ -816,20 +621,13 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
         self: this.id,
         nodes: directoryOf(this.#cluster.registry.nodes(), (e) => this.#cluster.hostOf(e)),
       } as const
-      for (const slot of this.#allSlots()) slot.sendDirectory(message)
+      this.#pool.sendDirectory(message)
     })
   }
 
   /** Addresses other hosts can reach this node at. */
   #addresses(): string[] {
-    if (this.config.advertise) return [this.config.advertise]
-    const [host] = splitHostPort(this.config.listen)
-    if (host !== '0.0.0.0' && host !== '::') return [host]
-    const found: string[] = []
-    for (const list of Object.values(networkInterfaces())) {
-      for (const address of list ?? []) if (address.family === 'IPv4' && !address.internal) found.push(address.address)
-    }
-    return found.length > 0 ? found : ['127.0.0.1']
+    return reachableAddresses(this.config.listen, this.config.advertise)
   }
 
   #forwardRegistryEvents(): void {
@@ -856,32 +654,9 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
         })
       })
     }
-    await this.#stopSlots(Math.max(1000, deadline - Date.now()))
+    await this.#pool.stop(Math.max(1000, deadline - Date.now()))
     await this.#cluster.stop()
     this.#state = 'stopped'
     this.logger.info(`node ${this.name} stopped`)
   }
-
-  async #stopSlots(timeout: number): Promise<void> {
-    await Promise.all(this.#allSlots().map((slot) => slot.stop(timeout)))
-  }
-}
-
-function serializeOutcome(outcome: CallOutcome): unknown {
-  return outcome.ok
-    ? { node: outcome.node, ok: true, value: outcome.value }
-    : { node: outcome.node, ok: false, error: relayError(outcome.error) }
-}
-
-/** Host names may carry dots and odd characters; node names allow letters, digits, _ . - */
-function sanitizeHostname(name: string): string {
-  const clean = name.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '')
-  return (clean || 'node').slice(0, 63)
-}
-
-/** `host:port` or `[v6]:port` into its parts. */
-export function splitHostPort(value: string): [string, number] {
-  const at = value.lastIndexOf(':')
-  const host = value.slice(0, at).replace(/^\[(.*)\]$/, '$1')
-  return [host, Number(value.slice(at + 1))]
 }

@@ -1,4 +1,7 @@
-import { unpackFrame } from '@wmesh/core'
+import { packValue, unpackFrame } from '@wmesh/core'
+
+/** MessagePack nil: the encoded result of a method that returns nothing. */
+export const NIL = packValue(undefined)
 
 /**
  * Decodes a call's argument or result. A bare nil at the top level becomes `undefined`, so
