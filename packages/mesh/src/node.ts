@@ -6,15 +6,9 @@ import {
   InvalidArgumentError,
   type Mesh,
   type NewWorkerOptions,
-  NodeDownError,
-  NodeStoppingError,
-  NoSuchMethodError,
-  NoSuchServiceError,
-  NoSuchWorkerError,
   packValue,
   type ResolveServiceOptions,
   type ServiceInfo,
-  TimeoutError,
   unpackFrame,
   type WaitOptions,
   type WorkerInfo,
@@ -22,14 +16,14 @@ import {
   type WorkerSelector,
 } from '@wmesh/core'
 import type { Logger } from 'pino'
-import { callOnEachNode, nodesRunning, runsWorker } from './call-all.js'
+import { CallRouter } from './call-router.js'
 import { Cluster } from './cluster.js'
-import type { ClusterMessage, ClusterOp, NodeEntry, WorkerEntry } from './cluster-protocol.js'
+import type { ClusterOp, NodeEntry } from './cluster-protocol.js'
 import { ConfigError, type NodeConfig, type NodeConfigInput, parseNodeConfig } from './config.js'
 import { directoryOf } from './direct-router.js'
 import { type NodeIdentity, newIdentity } from './identity.js'
 import { createNodeLogger, logSinkOf } from './logger.js'
-import { type CallOutcome, type MeshEvents, type NodeInfo, nodeInfo, serviceInfo, workerInfo } from './mesh-types.js'
+import { type MeshEvents, type NodeInfo, nodeInfo, serviceInfo, workerInfo } from './mesh-types.js'
 import { reachableAddresses, sanitizeHostname, splitHostPort } from './node-addresses.js'
 import { forwardRegistryEvents } from './registry-events.js'
 import { ResultStore } from './result-cache.js'
@@ -37,7 +31,7 @@ import { Scheduler } from './scheduler.js'
 import { serveThreadRequest, type ThreadRequestHost } from './thread-requests.js'
 import { NIL, unpackTop } from './values.js'
 import { WorkerPool } from './worker-pool.js'
-import { WorkerLoadError, type WorkerSlot } from './worker-slot.js'
+import { WorkerLoadError } from './worker-slot.js'
 
 /** Injected dependencies of a node. */
 export interface MeshNodeComponents {
@@ -45,12 +39,7 @@ export interface MeshNodeComponents {
   logger?: Logger
 }
 
-const FIXARRAY_0 = Uint8Array.of(0x90)
-const FIXARRAY_1 = Uint8Array.of(0x91)
 const VERSION = '0.1.0'
-
-/** Where a call goes: one of this node's instances, or another node. */
-type Route = { local: WorkerSlot } | { remote: NodeEntry }
 
 /**
  * A wmesh node: hosts workers, each instance in a worker thread of its own, supervised
@@ -65,27 +54,25 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   readonly identity: NodeIdentity
   readonly logger: Logger
   readonly #results = new ResultStore()
-  readonly #roundRobin = new Map<string, number>()
   readonly #pool: WorkerPool
   readonly #cluster: Cluster
+  readonly #router: CallRouter
   #scheduler: Scheduler | undefined
-  #nextCallId = 1
-  #inFlight = 0
-  #idleWaiters: Array<() => void> = []
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new'
   #stopped: Promise<void> | undefined
   #publishScheduled = false
   #directoryScheduled = false
   /** What worker threads' requests are served with: this node, on encoded values. */
   readonly #threadHost: ThreadRequestHost = {
-    call: (name, selector, method, arg, timeout) => this.#call(name, selector, method, arg, timeout, undefined, true),
-    callAll: (name, selector, method, arg, options) => this.#callAll(name, selector, method, arg, options),
-    cast: (name, selector, method, arg) => this.#cast(name, selector, method, arg, true),
-    askResult: (name, selector, key) => this.#askResult(name, selector, key),
+    call: (name, selector, method, arg, timeout) =>
+      this.#router.call(name, selector, method, arg, timeout, undefined, true),
+    callAll: (name, selector, method, arg, options) => this.#router.callAll(name, selector, method, arg, options),
+    cast: (name, selector, method, arg) => this.#router.cast(name, selector, method, arg, true),
+    askResult: (name, selector, key) => this.#router.askResult(name, selector, key),
     newWorker: (name, options) => this.newWorker(name, options),
-    delete: (name, selector) => this.#delete(name, selector),
+    delete: (name, selector) => this.#router.delete(name, selector),
     workerInfos: () => this.#workerInfos(),
-    resolveService: (name, node) => this.#resolveService(name, node),
+    resolveService: (name, node) => this.#router.resolveService(name, node),
     services: () => this.services(),
     nodes: () => this.nodes(),
   }
@@ -135,8 +122,24 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
       {
         logger: this.logger,
         describeSelf: () => this.#describeSelf(),
-        serveCall: (message, fromClient) => this.#serveCall(message, fromClient),
+        serveCall: (message, fromClient) => this.#router.serveCall(message, fromClient),
         serveOp: (op, fromClient, node) => this.#serveOp(op, fromClient, node),
+      },
+    )
+    this.#router = new CallRouter(
+      {
+        id: this.identity.id,
+        name: this.identity.name,
+        callTimeout: this.config.callTimeout,
+        shutdownTimeout: this.config.shutdownTimeout,
+      },
+      {
+        registry: this.#cluster.registry,
+        cluster: this.#cluster,
+        pool: this.#pool,
+        results: this.#results,
+        stopping: () => this.#stopping(),
+        onChange: () => this.#publishSelf(),
       },
     )
     this.#forwardRegistryEvents()
@@ -212,18 +215,19 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
     const node = this
     return {
       async call<T>(method: string, arg?: unknown, options: CallOptions = {}): Promise<T> {
-        if (selector.node === 'all') return (await node.#callAll(name, selector, method, packValue(arg), options)) as T
-        const bytes = await node.#call(name, selector, method, packValue(arg), options.timeout, options.signal, true)
+        const router = node.#router
+        if (selector.node === 'all') return (await router.callAll(name, selector, method, packValue(arg), options)) as T
+        const bytes = await router.call(name, selector, method, packValue(arg), options.timeout, options.signal, true)
         return unpackTop(bytes) as T
       },
       async cast(method: string, arg?: unknown): Promise<void> {
-        node.#cast(name, selector, method, packValue(arg), true)
+        node.#router.cast(name, selector, method, packValue(arg), true)
       },
       async askResult<T>(key: string, options: WaitOptions = {}): Promise<T | undefined> {
-        return (unpackFrame(await node.#askResult(name, selector, key, options.timeout)) as [T] | [])[0]
+        return (unpackFrame(await node.#router.askResult(name, selector, key, options.timeout)) as [T] | [])[0]
       },
       async delete(options: WaitOptions = {}): Promise<void> {
-        await node.#delete(name, selector, options.timeout)
+        await node.#router.delete(name, selector, options.timeout)
       },
       async info(): Promise<WorkerInfo[]> {
         return node
@@ -234,11 +238,11 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   async newWorker(name: string, options: NewWorkerOptions): Promise<WorkerInfo> {
-    this.#checkAccepting()
+    this.#router.checkAccepting()
     if (typeof options.key !== 'string' || options.key.length === 0) {
       throw new InvalidArgumentError(`newWorker(${name}) needs a non-empty string key`)
     }
-    const target = options.node === undefined ? undefined : this.#nodeByName(options.node)
+    const target = options.node === undefined ? undefined : this.#router.nodeByName(options.node)
     if (target && target.id !== this.id) {
       const bytes = await this.#cluster.op(
         target.id,
@@ -264,7 +268,7 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   async resolveService(name: string, options: ResolveServiceOptions = {}): Promise<ServiceInfo> {
-    return this.#resolveService(name, options.node)
+    return this.#router.resolveService(name, options.node)
   }
 
   // --- workers -------------------------------------------------------------------------
@@ -280,232 +284,21 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   #describeSelf(): Pick<NodeEntry, 'workers' | 'services'> {
-    return this.#pool.describe(this.#state === 'stopping' || this.#state === 'stopped')
+    return this.#pool.describe(this.#stopping())
+  }
+
+  /** A stopping node takes no new calls and publishes no service. */
+  #stopping(): boolean {
+    return this.#state === 'stopping' || this.#state === 'stopped'
   }
 
   async #newLocalWorker(name: string, key: string, data: Uint8Array): Promise<WorkerInfo> {
-    this.#checkAccepting()
+    this.#router.checkAccepting()
     return this.#pool.newInstance(name, key, data)
   }
 
   #workerInfos(): WorkerInfo[] {
     return this.#cluster.registry.nodes().flatMap((entry) => entry.workers.map((w) => workerInfo(w, entry)))
-  }
-
-  // --- routing -------------------------------------------------------------------------
-
-  #checkAccepting(): void {
-    if (this.#state === 'stopping' || this.#state === 'stopped') {
-      throw new NodeStoppingError(`node ${this.name} is shutting down and takes no new calls`)
-    }
-  }
-
-  #nodeByName(node: string): NodeEntry {
-    const entry = this.#cluster.registry.get(node) ?? this.#cluster.registry.byName(node)
-    if (!entry) throw new NodeDownError(`node "${node}" is not in the cluster (as seen from ${this.name})`)
-    return entry
-  }
-
-  /**
-   * Picks where a call goes: a running local instance if there is one (round-robin over
-   * unkeyed ones, or the keyed one), else a node whose registry entry lists one.
-   */
-  #route(name: string, selector: WorkerSelector, method: string, anyNode: boolean): Route {
-    this.#checkAccepting()
-    const matches = (w: { name: string; key: string | undefined; state: string }) =>
-      runsWorker(w as Pick<WorkerEntry, 'name' | 'key' | 'state'>, name, selector.key)
-    let onlyNode: NodeEntry | undefined
-    if (selector.node !== undefined) onlyNode = this.#nodeByName(selector.node)
-    if (onlyNode === undefined || onlyNode.id === this.id) {
-      const running = this.#pool.slotsOf(name).filter((s) => matches({ name, key: s.key, state: s.state }))
-      if (running.length > 0) {
-        const slot = running[this.#turn(name) % running.length] as WorkerSlot
-        if (!slot.hasMethod(method)) throw new NoSuchMethodError(`${name} has no public method "${method}"`)
-        return { local: slot }
-      }
-    }
-    if (anyNode && onlyNode?.id !== this.id) {
-      const nodes = (onlyNode ? [onlyNode] : this.#cluster.registry.nodes()).filter(
-        (entry) => entry.id !== this.id && entry.workers.some(matches),
-      )
-      if (nodes.length > 0) {
-        const entry = nodes[this.#turn(`@${name}`) % nodes.length] as NodeEntry
-        const worker = entry.workers.find(matches) as WorkerEntry
-        if (!worker.methods.includes(method)) throw new NoSuchMethodError(`${name} has no public method "${method}"`)
-        return { remote: entry }
-      }
-    }
-    const what = selector.key !== undefined ? `${name} with key "${selector.key}"` : name
-    const where = onlyNode ? `on node ${onlyNode.name}` : anyNode ? 'in the cluster' : `on node ${this.name}`
-    throw new NoSuchWorkerError(`no running instance of ${what} ${where}`)
-  }
-
-  #turn(key: string): number {
-    const turn = this.#roundRobin.get(key) ?? 0
-    this.#roundRobin.set(key, turn + 1)
-    return turn
-  }
-
-  /** Counts a call in flight until `promise` settles, for graceful stop. */
-  #track<T>(promise: Promise<T>): Promise<T> {
-    this.#inFlight++
-    return promise.finally(() => {
-      if (--this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake()
-    })
-  }
-
-  #call(
-    name: string,
-    selector: WorkerSelector,
-    method: string,
-    arg: Uint8Array,
-    timeout: number | undefined,
-    signal: AbortSignal | undefined,
-    anyNode: boolean,
-  ): Promise<Uint8Array> {
-    let route: Route
-    try {
-      route = this.#route(name, selector, method, anyNode)
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    // Node timers turn delays above 2^31-1 ms into 1 ms; a timeout from the wire may be anything.
-    const limit = Math.min(timeout ?? this.config.callTimeout, 2_147_483_647)
-    if ('remote' in route) {
-      return this.#track(
-        this.#cluster.call(route.remote.id, {
-          target: name,
-          key: selector.key,
-          method,
-          arg,
-          timeout: limit,
-          cast: false,
-        }),
-      )
-    }
-    const slot = route.local
-    const id = this.#nextCallId++
-    return this.#track(
-      new Promise<Uint8Array>((resolve, reject) => {
-        let settled = false
-        const finish = (): boolean => {
-          if (settled) return false
-          settled = true
-          clearTimeout(timer)
-          signal?.removeEventListener('abort', onAbort)
-          return true
-        }
-        const timer = setTimeout(() => {
-          slot.forget(id)
-          if (finish()) reject(new TimeoutError(`call ${name}.${method} timed out after ${limit} ms`))
-        }, limit)
-        const onAbort = (): void => {
-          slot.forget(id)
-          if (finish()) reject(new TimeoutError(`call ${name}.${method} was aborted`))
-        }
-        signal?.addEventListener('abort', onAbort, { once: true })
-        slot.dispatch(id, method, arg, false, {
-          resolve: (value) => finish() && resolve(value),
-          reject: (error) => finish() && reject(error),
-        })
-      }),
-    )
-  }
-
-  #cast(name: string, selector: WorkerSelector, method: string, arg: Uint8Array, anyNode: boolean): void {
-    const route = this.#route(name, selector, method, anyNode)
-    if ('remote' in route) {
-      void this.#cluster.call(route.remote.id, {
-        target: name,
-        key: selector.key,
-        method,
-        arg,
-        timeout: this.config.callTimeout,
-        cast: true,
-      })
-      return
-    }
-    route.local.dispatch(this.#nextCallId++, method, arg, true, undefined)
-  }
-
-  /** `node: 'all'`: the call on every node that runs the worker, one outcome per node. */
-  async #callAll(
-    name: string,
-    selector: WorkerSelector,
-    method: string,
-    arg: Uint8Array,
-    options: CallOptions,
-  ): Promise<CallOutcome[]> {
-    const nodes = nodesRunning(this.#cluster.registry.nodes(), name, selector.key)
-    if (nodes.length === 0) throw new NoSuchWorkerError(`no running instance of ${name} in the cluster`)
-    return callOnEachNode(nodes, async (entry) =>
-      unpackTop(
-        await this.#call(name, { ...selector, node: entry.id }, method, arg, options.timeout, options.signal, true),
-      ),
-    )
-  }
-
-  async #askResult(name: string, selector: WorkerSelector, key: string, timeout?: number): Promise<Uint8Array> {
-    const local = this.#pool.slotsOf(name).some((s) => selector.key === undefined || s.key === selector.key)
-    const onlyNode = selector.node === undefined ? undefined : this.#nodeByName(selector.node)
-    if ((local && (!onlyNode || onlyNode.id === this.id)) || this.#pool.hasModule(name)) {
-      const value = this.#results.get(name, selector.key, key)
-      if (value || onlyNode?.id === this.id) return value ? Buffer.concat([FIXARRAY_1, value]) : FIXARRAY_0
-    }
-    const holder = (onlyNode ? [onlyNode] : this.#cluster.registry.nodes()).find(
-      (entry) =>
-        entry.id !== this.id &&
-        entry.workers.some((w) => w.name === name && (selector.key === undefined || w.key === selector.key)),
-    )
-    if (!holder) {
-      if (local || this.#pool.hasModule(name)) return FIXARRAY_0
-      throw new NoSuchWorkerError(`no worker named "${name}" in the cluster`)
-    }
-    return this.#cluster.op(
-      holder.id,
-      { op: 'askResult', target: name, key: selector.key, entry: key },
-      timeout ?? this.config.callTimeout,
-    )
-  }
-
-  async #delete(name: string, selector: WorkerSelector, timeout?: number): Promise<void> {
-    const slots = this.#pool.slotsOf(name).filter((s) => selector.key === undefined || s.key === selector.key)
-    const onlyNode = selector.node === undefined ? undefined : this.#nodeByName(selector.node)
-    if (slots.length > 0 && (!onlyNode || onlyNode.id === this.id)) {
-      for (const slot of slots) this.#pool.remove(slot)
-      await Promise.all(slots.map((s) => s.stop(this.config.shutdownTimeout)))
-      for (const slot of slots) this.#results.drop(slot.name, slot.key)
-      this.#publishSelf()
-      return
-    }
-    const holder = (onlyNode ? [onlyNode] : this.#cluster.registry.nodes()).find(
-      (entry) =>
-        entry.id !== this.id &&
-        entry.workers.some((w) => w.name === name && (selector.key === undefined || w.key === selector.key)),
-    )
-    const what = selector.key !== undefined ? `${name} with key "${selector.key}"` : name
-    if (!holder) throw new NoSuchWorkerError(`no instance of ${what} in the cluster`)
-    await this.#cluster.op(
-      holder.id,
-      { op: 'delete', target: name, key: selector.key },
-      timeout ?? this.config.shutdownTimeout,
-    )
-  }
-
-  #resolveService(name: string, node: string | undefined): ServiceInfo {
-    const onlyNode = node === undefined ? undefined : this.#nodeByName(node)
-    const entries = onlyNode ? [onlyNode] : this.#cluster.registry.nodes()
-    const local = entries
-      .filter((e) => e.id === this.id)
-      .flatMap((e) => e.services.filter((s) => s.name === name).map((s) => serviceInfo(s, e)))
-    const candidates =
-      local.length > 0
-        ? local
-        : entries.flatMap((e) => e.services.filter((s) => s.name === name).map((s) => serviceInfo(s, e)))
-    if (candidates.length === 0) {
-      throw new NoSuchServiceError(`no server is published as "${name}"${onlyNode ? ` on node ${onlyNode.name}` : ''}`)
-    }
-    return candidates[this.#turn(`service:${name}`) % candidates.length] as ServiceInfo
   }
 
   /** The address to record for a published server: never a wildcard. */
@@ -515,7 +308,7 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   async #runSchedule(schedule: NodeConfig['schedules'][number]): Promise<void> {
-    await this.#call(
+    await this.#router.call(
       schedule.worker,
       { key: schedule.key },
       schedule.method,
@@ -528,27 +321,14 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
 
   // --- requests from threads, other nodes and clients ---------------------------------
 
-  /** A call from another node runs here; a client's call may be routed anywhere. */
-  #serveCall(message: Extract<ClusterMessage, { t: 'call' }>, fromClient: boolean): Promise<Uint8Array> {
-    const selector: WorkerSelector = {
-      key: message.key ?? undefined,
-      node: fromClient ? (message.node ?? undefined) : undefined,
-    }
-    if (message.cast) {
-      this.#cast(message.target, selector, message.method, message.arg, fromClient)
-      return Promise.resolve(NIL)
-    }
-    return this.#call(message.target, selector, message.method, message.arg, message.timeout, undefined, fromClient)
-  }
-
   async #serveOp(op: ClusterOp, fromClient: boolean, node: string | undefined): Promise<Uint8Array> {
     if (fromClient && node !== undefined) {
-      const target = this.#nodeByName(node)
+      const target = this.#router.nodeByName(node)
       if (target.id !== this.id) return this.#cluster.op(target.id, op, this.config.callTimeout)
     }
     switch (op.op) {
       case 'askResult':
-        return this.#askResult(
+        return this.#router.askResult(
           op.target,
           { key: op.key ?? undefined, node: fromClient ? undefined : this.id },
           op.entry,
@@ -556,7 +336,7 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
       case 'newWorker':
         return packValue(await this.#newLocalWorker(op.target, op.key, op.data))
       case 'delete':
-        await this.#delete(op.target, { key: op.key ?? undefined, node: fromClient ? undefined : this.id })
+        await this.#router.delete(op.target, { key: op.key ?? undefined, node: fromClient ? undefined : this.id })
         return NIL
       case 'ping':
         return packValue({ node: this.name, id: this.id, at: Date.now() })
@@ -644,15 +424,10 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
     this.#scheduler?.stop()
     // Peers stop routing new calls here, while the link stays up for answers in flight.
     this.#cluster.updateSelf()
-    if (this.#inFlight > 0) {
-      this.logger.info({ inFlight: this.#inFlight }, `stopping: waiting for ${this.#inFlight} calls in flight`)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))
-        this.#idleWaiters.push(() => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
+    const inFlight = this.#router.inFlight
+    if (inFlight > 0) {
+      this.logger.info({ inFlight }, `stopping: waiting for ${inFlight} calls in flight`)
+      await this.#router.idle(Math.max(0, deadline - Date.now()))
     }
     await this.#pool.stop(Math.max(1000, deadline - Date.now()))
     await this.#cluster.stop()
