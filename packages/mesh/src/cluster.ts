@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Server, Socket } from 'node:net'
-import { ListenError, NodeDownError, TimeoutError } from '@wmesh/core'
+import { ListenError } from '@wmesh/core'
 import type { Logger } from 'pino'
 import {
   type ClusterMessage,
@@ -9,12 +9,14 @@ import {
   PROTOCOL_VERSION,
   parseClusterMessage,
 } from './cluster-protocol.js'
-import { type Candidate, Discovery } from './discovery.js'
+import { Discovery } from './discovery.js'
 import type { NodeIdentity } from './identity.js'
 import { Link, type LinkInit } from './link.js'
 import { createLinkServer, dialLink } from './link-dial.js'
+import { PeerDialer } from './peer-dialer.js'
 import { Registry } from './registry.js'
-import { rebuildError, relayError, type SerializedError } from './remote-error.js'
+import { RegistrySync } from './registry-sync.js'
+import { RemoteRequests } from './remote-requests.js'
 
 /** How the cluster layer is set up. */
 export interface ClusterInit {
@@ -44,71 +46,73 @@ export interface ClusterComponents {
   serveOp(op: ClusterOp, fromClient: boolean, node: string | undefined): Promise<Uint8Array>
 }
 
-interface Pending {
-  resolve(value: Uint8Array): void
-  reject(error: Error): void
-  timer: ReturnType<typeof setTimeout> | undefined
-}
-
-interface DialState {
-  inFlight: boolean
-  failures: number
-  nextAt: number
-}
-
 const DIGEST_INTERVAL = 1000
-const MAX_TIMER_MS = 2_147_483_647
-const MAX_REDIAL_DELAY = 30_000
-const REDIAL_FOR = 24 * 60 * 60 * 1000
 
 /**
  * The cluster layer of a node: listens for links, dials what discovery proposes and the
  * peers it has lost (backoff with jitter), keeps one link per peer, exchanges registry
  * entries, and carries calls between nodes. A call in flight on a link that drops fails
  * with `NodeDownError` at once.
+ *
+ * The dialing is PeerDialer's, the registry exchange RegistrySync's, the calls
+ * RemoteRequests'; this class owns the links, the timers and the order of start and stop.
  */
 export class Cluster extends EventEmitter<{ ready: [] }> {
   readonly registry = new Registry()
   #init: ClusterInit
-  readonly #components: ClusterComponents
   readonly #logger: Logger
   /** The node's logger without a component, for components that name themselves. */
   readonly #baseLogger: Logger
   readonly #links = new Map<string, Link>()
   readonly #clients = new Set<Link>()
-  readonly #pending = new Map<Link, Map<number, Pending>>()
-  readonly #dials = new Map<string, DialState>()
-  /** Addresses that turned out to be ourselves. */
-  readonly #selfAddresses = new Set<string>()
-  /** Where lost peers were, to keep redialing them. */
-  readonly #lost = new Map<string, { since: number; name: string }>()
+  readonly #sync: RegistrySync
+  readonly #requests: RemoteRequests
+  readonly #dialer: PeerDialer
   #server: Server | undefined
   #discovery: Discovery | undefined
   #timers: Array<ReturnType<typeof setInterval>> = []
-  #self: NodeEntry
-  #nextId = 1
   #stopping = false
   port = 0
 
   constructor(init: ClusterInit, components: ClusterComponents) {
     super()
     this.#init = init
-    this.#components = components
     this.#baseLogger = components.logger
     this.#logger = components.logger.child({ component: 'mesh:cluster' })
-    const { identity } = init
-    this.#self = {
-      id: identity.id,
-      name: identity.name,
-      incarnation: identity.incarnation,
-      startedAt: identity.startedAt,
-      version: init.version,
-      addresses: [],
-      port: 0,
-      rev: 0,
-      workers: [],
-      services: [],
-    }
+    const send = (link: Link, message: ClusterMessage): void => this.#send(link, message)
+    this.#sync = new RegistrySync(
+      { identity: init.identity, version: init.version },
+      {
+        logger: this.#logger,
+        registry: this.registry,
+        links: this.#links,
+        clients: this.#clients,
+        send,
+        describeSelf: () => components.describeSelf(),
+      },
+    )
+    this.#requests = new RemoteRequests({
+      logger: this.#logger,
+      links: this.#links,
+      send,
+      serveCall: (message, fromClient) => components.serveCall(message, fromClient),
+      serveOp: (op, fromClient, node) => components.serveOp(op, fromClient, node),
+    })
+    this.#dialer = new PeerDialer(
+      { id: init.identity.id, listenHost: init.listen.host },
+      {
+        logger: this.#logger,
+        links: this.#links,
+        registry: this.registry,
+        self: () => this.#sync.self,
+        dial: (host, port) =>
+          dialLink({ host, port, tls: this.#init.tls, connectTimeout: 5000 }, this.#linkInit('dialer'), {
+            logger: this.#baseLogger,
+          }),
+        adopt: (link) => this.#adopt(link),
+        stopping: () => this.#stopping,
+      },
+    )
   }
 
   /** The cluster secret; set before `start`. */
@@ -117,7 +121,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
   }
 
   get self(): NodeEntry {
-    return this.#self
+    return this.#sync.self
   }
 
   /** Node ids with a live link. */
@@ -161,10 +165,10 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     server.on('error', (error) => this.#logger.error({ err: error }, `link server error: ${error.message}`))
     this.#server = server
     this.port = (server.address() as { port: number }).port
-    this.#self = { ...this.#self, addresses, port: this.port }
+    this.#sync.listening(addresses, this.port)
     this.updateSelf()
-    this.#timers.push(setInterval(() => this.#broadcastDigest(), DIGEST_INTERVAL))
-    this.#timers.push(setInterval(() => this.#redialLost(), 1000))
+    this.#timers.push(setInterval(() => this.#sync.broadcastDigest(), DIGEST_INTERVAL))
+    this.#timers.push(setInterval(() => this.#dialer.redialLost(), 1000))
     const discovery = new Discovery(
       {
         cluster: this.#init.cluster,
@@ -179,7 +183,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       },
       { logger: this.#baseLogger },
     )
-    discovery.on('candidate', (candidate) => this.#onCandidate(candidate))
+    discovery.on('candidate', (candidate) => this.#dialer.onCandidate(candidate))
     discovery.on('error', (error) => this.#logger.warn({ err: error.message }, `discovery: ${error.message}`))
     this.#discovery = discovery
     await discovery.start()
@@ -187,27 +191,17 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
 
   /** Republishes this node's entry (workers or services changed). */
   updateSelf(): void {
-    const { workers, services } = this.#components.describeSelf()
-    this.#self = { ...this.#self, workers, services, rev: this.#self.rev + 1 }
-    this.registry.apply(this.#self)
-    const message: ClusterMessage = { t: 'entry', entry: this.#self }
-    for (const link of this.#links.values()) this.#send(link, message)
-    for (const client of this.#clients) this.#send(client, message)
+    this.#sync.updateSelf()
   }
 
   /** Sends a call to a peer; resolves to its encoded result. */
   call(peerId: string, call: Omit<Extract<ClusterMessage, { t: 'call' }>, 't' | 'id'>): Promise<Uint8Array> {
-    return this.#request(
-      peerId,
-      (id) => ({ t: 'call', id, ...call }),
-      call.cast ? undefined : call.timeout,
-      `${call.target}.${call.method}`,
-    )
+    return this.#requests.call(peerId, call)
   }
 
   /** Sends an operation to a peer; resolves to its encoded result. */
   op(peerId: string, op: ClusterOp, timeout: number, node?: string): Promise<Uint8Array> {
-    return this.#request(peerId, (id) => ({ t: 'op', id, op, node }), timeout, op.op)
+    return this.#requests.op(peerId, op, timeout, node)
   }
 
   /** Stops: says goodbye to every peer, closes links, stops discovery. Idempotent. */
@@ -260,60 +254,6 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     )
   }
 
-  #onCandidate(candidate: Candidate): void {
-    if (this.#stopping) return
-    if (candidate.nodeId === this.#init.identity.id) return
-    if (candidate.nodeId && this.#links.has(candidate.nodeId)) return
-    this.#dial(candidate.host, candidate.port)
-  }
-
-  /** Seeds usually list every node, this one included: never dial ourselves. */
-  #isSelf(host: string, port: number): boolean {
-    if (port !== this.port) return false
-    const listen = this.#init.listen.host
-    if (host === listen || this.#self.addresses.includes(host)) return true
-    return (listen === '0.0.0.0' || listen === '::') && /^(127\.|::1$|localhost$)/.test(host)
-  }
-
-  #dial(host: string, port: number): void {
-    const address = `${host}:${port}`
-    if (this.#selfAddresses.has(address) || this.#isSelf(host, port)) return
-    for (const link of this.#links.values()) {
-      const entry = this.registry.get(link.peerId)
-      if (entry && entry.port === port && entry.addresses.includes(host)) return
-    }
-    const state = this.#dials.get(address) ?? { inFlight: false, failures: 0, nextAt: 0 }
-    this.#dials.set(address, state)
-    if (state.inFlight || Date.now() < state.nextAt) return
-    state.inFlight = true
-    dialLink({ host, port, tls: this.#init.tls, connectTimeout: 5000 }, this.#linkInit('dialer'), {
-      logger: this.#baseLogger,
-    }).then(
-      (link) => {
-        state.inFlight = false
-        state.failures = 0
-        this.#adopt(link)
-      },
-      (error: Error & { code?: string }) => {
-        state.inFlight = false
-        state.failures++
-        if (/our own id|ourselves/i.test(error.message)) {
-          this.#selfAddresses.add(address)
-          return
-        }
-        const delay = Math.min(MAX_REDIAL_DELAY, 250 * 2 ** Math.min(state.failures, 10))
-        state.nextAt = Date.now() + delay * (0.75 + Math.random() * 0.5)
-        // Handshake failures were logged by the link layer; say once that a peer is unreachable.
-        const handshake = error.code?.startsWith('ERR_HANDSHAKE') || error.code === 'ERR_AUTH'
-        const level = state.failures === 1 && !handshake ? 'warn' : 'debug'
-        this.#logger[level](
-          { peer: address, code: error.code, failures: state.failures },
-          `cannot link to ${address}: ${error.message}`,
-        )
-      },
-    )
-  }
-
   #adopt(link: Link): void {
     if (this.#stopping) {
       link.close()
@@ -324,10 +264,9 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       link.on('message', (raw) => this.#onMessage(link, raw))
       link.once('close', () => {
         this.#clients.delete(link)
-        this.#failPending(link, 'client disconnected')
+        this.#requests.failPending(link, 'client disconnected')
       })
-      for (const entry of this.registry.nodes()) this.#send(link, { t: 'entry', entry })
-      this.#send(link, { t: 'synced' })
+      this.#sync.syncClient(link)
       return
     }
     const peerId = link.peerId
@@ -354,7 +293,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       this.#logger.warn({ peer: otherId, newer: peerId }, `dropping ${otherId}: ${peerId} is a newer incarnation`)
       this.#links.delete(otherId)
       other.close()
-      this.#nodeDown(otherId, `replaced by a newer incarnation (${peerId})`)
+      this.#sync.nodeDown(otherId, `replaced by a newer incarnation (${peerId})`)
     }
     const existing = this.#links.get(peerId)
     if (existing) {
@@ -378,59 +317,22 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       loser.close()
     }
     this.#links.set(peerId, link)
+    // The node is back (maybe at a new address): stop redialing where it was, now rather
+    // than when its entry arrives, or a redial in between fails and warns for nothing.
+    this.#dialer.found(peerName)
     link.on('message', (raw) => this.#onMessage(link, raw))
     link.once('close', (error) => this.#onLinkClosed(link, error))
-    this.#send(link, { t: 'entry', entry: this.#self })
+    this.#sync.sendSelf(link)
     this.#logger.info({ peer: peerId, address: `${link.remoteAddress}:${link.remotePort}` }, `linked with ${peerId}`)
   }
 
   #onLinkClosed(link: Link, error: Error | undefined): void {
-    this.#failPending(link, error?.message ?? 'link closed')
+    this.#requests.failPending(link, error?.message ?? 'link closed')
     if (this.#links.get(link.peerId) !== link) return
     this.#links.delete(link.peerId)
     const entry = this.registry.get(link.peerId)
-    if (entry && !this.#stopping) {
-      for (const address of entry.addresses)
-        this.#lost.set(`${address}:${entry.port}`, { since: Date.now(), name: entry.name })
-    }
-    this.#nodeDown(link.peerId, error ? error.message : 'link closed')
-  }
-
-  #nodeDown(peerId: string, reason: string): void {
-    if (!this.registry.remove(peerId, reason)) return
-    this.#logger.warn({ peer: peerId, reason }, `node ${peerId} is down: ${reason}`)
-    for (const client of this.#clients) this.#send(client, { t: 'gone', id: peerId, reason })
-  }
-
-  #failPending(link: Link, reason: string): void {
-    const pending = this.#pending.get(link)
-    if (!pending) return
-    this.#pending.delete(link)
-    for (const call of pending.values()) {
-      if (call.timer) clearTimeout(call.timer)
-      call.reject(new NodeDownError(`${link.peerId} went down before answering (${reason})`))
-    }
-  }
-
-  #redialLost(): void {
-    const now = Date.now()
-    // Dial states of addresses nobody proposes any more (no failure for an hour) go.
-    for (const [address, state] of this.#dials) {
-      if (!state.inFlight && now - state.nextAt > 60 * 60 * 1000) this.#dials.delete(address)
-    }
-    for (const [address, { since }] of this.#lost) {
-      if (now - since > REDIAL_FOR) {
-        this.#lost.delete(address)
-        continue
-      }
-      const at = address.lastIndexOf(':')
-      this.#dial(address.slice(0, at), Number(address.slice(at + 1)))
-    }
-  }
-
-  #broadcastDigest(): void {
-    const message: ClusterMessage = { t: 'digest', id: this.#self.id, rev: this.#self.rev }
-    for (const link of this.#links.values()) this.#send(link, message)
+    if (entry) this.#dialer.lost(entry)
+    this.#sync.nodeDown(link.peerId, error ? error.message : 'link closed')
   }
 
   #send(link: Link, message: ClusterMessage): void {
@@ -442,60 +344,6 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     }
   }
 
-  /** Sends a result; one that cannot be sent (too large, say) goes back as that error instead. */
-  #reply(link: Link, id: number, value: Uint8Array): void {
-    if (link.closed) return
-    try {
-      link.send({ t: 'result', id, ok: true, value } satisfies ClusterMessage)
-    } catch (error) {
-      this.#send(link, { t: 'result', id, ok: false, error: relayError(error) })
-    }
-  }
-
-  #request(
-    peerId: string,
-    build: (id: number) => ClusterMessage,
-    timeout: number | undefined,
-    what: string,
-  ): Promise<Uint8Array> {
-    const link = this.#links.get(peerId)
-    if (!link) return Promise.reject(new NodeDownError(`no link to ${peerId}`))
-    const id = this.#nextId++
-    const message = build(id)
-    if (timeout === undefined) {
-      try {
-        link.send(message)
-      } catch (error) {
-        return Promise.reject(error)
-      }
-      return Promise.resolve(new Uint8Array())
-    }
-    return new Promise<Uint8Array>((resolve, reject) => {
-      let pending = this.#pending.get(link)
-      if (!pending) {
-        pending = new Map()
-        this.#pending.set(link, pending)
-      }
-      const table = pending
-      const timer = setTimeout(
-        () => {
-          table.delete(id)
-          reject(new TimeoutError(`${what} on ${peerId} timed out after ${timeout} ms`))
-        },
-        Math.min(timeout, MAX_TIMER_MS),
-      )
-      table.set(id, { resolve, reject, timer })
-      try {
-        link.send(message)
-      } catch (error) {
-        // Too large, not encodable, queue full or link closing: say so now, not at the deadline.
-        clearTimeout(timer)
-        table.delete(id)
-        reject(error)
-      }
-    })
-  }
-
   #onMessage(link: Link, raw: unknown): void {
     const message = parseClusterMessage(raw)
     if (!message) {
@@ -505,54 +353,28 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     const fromClient = link.peerKind === 'client'
     switch (message.t) {
       case 'entry':
+        // A peer speaks for itself only; clients publish nothing.
         if (fromClient || message.entry.id !== link.peerId) return
-        // Linked again (perhaps at another port, as a new incarnation): stop redialing where it used to be.
-        for (const [address, lost] of this.#lost) if (lost.name === message.entry.name) this.#lost.delete(address)
-        if (this.registry.apply(message.entry)) {
-          for (const client of this.#clients) this.#send(client, message)
-        }
+        this.#dialer.found(message.entry.name)
+        this.#sync.onEntry(message)
         return
-      case 'digest': {
-        const known = this.registry.get(message.id)
-        if (!fromClient && message.id === link.peerId && (!known || known.rev < message.rev))
-          this.#send(link, { t: 'want' })
+      case 'digest':
+        if (!fromClient && message.id === link.peerId) this.#sync.onDigest(link, message)
         return
-      }
       case 'want':
-        this.#send(link, { t: 'entry', entry: this.#self })
+        this.#sync.sendSelf(link)
         return
       case 'call':
-        // A cast that cannot be routed throws synchronously; it must not escape into the
-        // link's listener, which would tear the link down.
-        Promise.resolve()
-          .then(() => this.#components.serveCall(message, fromClient))
-          .then(
-            (value) => !message.cast && this.#reply(link, message.id, value),
-            (error: unknown) => {
-              if (!message.cast) this.#send(link, { t: 'result', id: message.id, ok: false, error: relayError(error) })
-              else this.#logger.debug({ peer: link.peerId, err: (error as Error).message }, 'cast from a peer dropped')
-            },
-          )
+        this.#requests.onCall(link, message, fromClient)
         return
       case 'op':
-        Promise.resolve()
-          .then(() => this.#components.serveOp(message.op, fromClient, message.node ?? undefined))
-          .then(
-            (value) => this.#reply(link, message.id, value),
-            (error: unknown) => this.#send(link, { t: 'result', id: message.id, ok: false, error: relayError(error) }),
-          )
+        this.#requests.onOp(link, message, fromClient)
         return
-      case 'result': {
-        const call = this.#pending.get(link)?.get(message.id)
-        if (!call) return
-        this.#pending.get(link)?.delete(message.id)
-        if (call.timer) clearTimeout(call.timer)
-        if (message.ok) call.resolve(message.value)
-        else call.reject(rebuildError(message.error as SerializedError))
+      case 'result':
+        this.#requests.onResult(link, message)
         return
-      }
       case 'bye':
-        if (!fromClient) this.#nodeDown(link.peerId, `left: ${message.reason}`)
+        if (!fromClient) this.#sync.nodeDown(link.peerId, `left: ${message.reason}`)
         link.close()
         return
       case 'gone':
