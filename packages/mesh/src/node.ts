@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import {
   type CallOptions,
@@ -360,6 +360,14 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
     }
     if (secret.length < 16)
       throw new ConfigError(`secretFile ${this.config.secretFile}: the secret must be at least 16 characters`)
+    // Group-readable is how Kubernetes mounts secrets (0440); readable by everyone is a leak.
+    const { mode } = await stat(this.config.secretFile)
+    if ((mode & 0o007) !== 0) {
+      this.logger.warn(
+        { secretFile: this.config.secretFile, mode: `0${(mode & 0o777).toString(8)}` },
+        `secretFile ${this.config.secretFile} is readable by every user of this host: chmod 600 it`,
+      )
+    }
     return secret
   }
 
