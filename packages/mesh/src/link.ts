@@ -46,6 +46,8 @@ interface Settings {
  * here and never emitted. `send` refuses any message whose `t` starts with '$'.
  */
 const PING = '$ping'
+/** Bytes of one unfinished frame that count as a sign of life: a link slower than this per heartbeatTimeout is as good as silent. */
+const PROGRESS_BYTES = 16 * 1024
 const PONG = '$pong'
 
 /**
@@ -77,6 +79,8 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
   #closed = false
   #finished = false
   #lastReceived = performance.now()
+  /** Bytes received since the last whole frame (or the last progress mark). */
+  #partialBytes = 0
   #pings = 0
   #pingTimer: NodeJS.Timeout | undefined
   #livenessTimer: NodeJS.Timeout | undefined
@@ -228,11 +232,19 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
   #onData(chunk: Uint8Array): void {
     // Closing: read on until the peer's FIN, but buffer and deliver nothing.
     if (this.#closed) return
-    this.#lastReceived = performance.now()
     try {
       this.#decoder.decode(chunk, this.#deliver)
     } catch (error) {
       this.#fault(error as Error, 'bad frame from the peer')
+      return
+    }
+    // Liveness is a whole frame (see #deliver), or real progress on a large one. Bytes
+    // alone are not: behind a corrupted length header, the peer's pings would be swallowed
+    // into a frame that never ends and keep a dead link alive forever.
+    this.#partialBytes += chunk.length
+    if (this.#partialBytes >= PROGRESS_BYTES) {
+      this.#partialBytes = 0
+      this.#lastReceived = performance.now()
     }
   }
 
@@ -245,6 +257,8 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
 
   readonly #deliver = (value: unknown): boolean => {
     if (this.#closed) return false
+    this.#lastReceived = performance.now()
+    this.#partialBytes = 0
     if (isInternal(value)) {
       if (value.t === PING) this.#sendInternal({ t: PONG, n: value.n, at: value.at })
       else if (value.t === PONG && typeof value.at === 'number') {
