@@ -3,12 +3,12 @@
  * network faults made with nft inside one host's namespace (drop a share of packets, cut
  * one pair of hosts, limit the packet rate). Every nft fault lives in a table of its own,
  * `wmesh_fault`, so `clearNetworkFaults` removes all of them at once and nothing else.
- * Latency, stalls and corruption need the user-space proxy in `test/reliability/tcp-proxy.ts`
- * (the kernel here has no netem).
+ * Latency, stalls and corruption need the user-space proxy in `proxy.ts` (the kernel here
+ * has no netem).
  */
 import type { ChildProcess } from 'node:child_process'
 import { execFile } from 'node:child_process'
-import { readdir } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import type { LabHost } from './netns.js'
 
@@ -116,4 +116,12 @@ export function resume(child: ChildProcess): void {
 /** Number of open file descriptors of a process (from /proc). */
 export async function fdCount(pid: number): Promise<number> {
   return (await readdir(`/proc/${pid}/fd`)).length
+}
+
+/** Resident set size of a process in bytes (VmRSS in /proc/<pid>/status): threads included. */
+export async function rssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kib = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1]
+  if (kib === undefined) throw new Error(`no VmRSS in /proc/${pid}/status (has it exited?)`)
+  return Number(kib) * 1024
 }

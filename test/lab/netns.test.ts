@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createLab, type Lab, type LabHost, requireRoot } from './netns.js'
+import { createLab, type Lab, type LabHost, requireRoot, runOn as run } from './netns.js'
 
 const probeScript = fileURLToPath(new URL('../fixtures/discovery-probe.mjs', import.meta.url))
 
@@ -11,20 +11,6 @@ function namespaces(): string[] {
     .split('\n')
     .map((line) => line.split(' ')[0] ?? '')
     .filter(Boolean)
-}
-
-/** Runs a command on a lab host; resolves with its exit code and output. */
-async function run(host: LabHost, cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  const child = host.exec(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString()
-  })
-  child.stderr?.on('data', (chunk: Buffer) => {
-    out += chunk.toString()
-  })
-  const [code] = (await once(child, 'exit')) as [number | null]
-  return { code, out }
 }
 
 /** Starts a TCP server on the host's lab address; resolves once it listens. */

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, execFile, execFileSync, type SpawnOptions, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { promisify } from 'node:util'
 
 const run = promisify(execFile)
@@ -34,6 +35,20 @@ export interface Lab {
   heal(host: LabHost): Promise<void>
   /** Kills every process started in the lab, then deletes its namespaces. Idempotent. */
   destroy(): Promise<void>
+}
+
+/** Runs a command on a lab host to its end; resolves with its exit code and output (stdout and stderr). */
+export async function runOn(host: LabHost, cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  const child = host.exec(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString()
+  })
+  child.stderr?.on('data', (chunk: Buffer) => {
+    out += chunk.toString()
+  })
+  const [code] = (await once(child, 'exit')) as [number | null]
+  return { code, out }
 }
 
 /** Every lab namespace starts with this, then the owner's pid in base 36, then `x`. */

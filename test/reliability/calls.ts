@@ -3,6 +3,7 @@
  * each call returns its own value or fails with a typed error within its timeout; none
  * hangs, none returns another call's value.
  */
+import { expect } from 'vitest'
 import type { Probe } from '../support/probe.js'
 
 export interface CallRecord {
@@ -97,6 +98,14 @@ export function summarize(records: CallRecord[], timeout: number, skipped = 0, s
   }
 }
 
+/** The invariants of every call, whatever the fault: its own value or a typed failure, in time, never hung. */
+export function expectNoWrongCalls(s: CallSummary): void {
+  expect(s.wrong, 'calls that returned another value').toEqual([])
+  expect(s.untyped, 'calls that failed untyped').toEqual([])
+  expect(s.late, 'calls that settled after their timeout').toEqual([])
+  expect(s.hung, 'calls that never settled').toEqual([])
+}
+
 /** One line of figures for the scenario's log. */
 export function describeCalls(s: CallSummary): string {
   const failures =
@@ -108,4 +117,17 @@ export function describeCalls(s: CallSummary): string {
     `late=${s.late.length} hung=${s.hung.length} dup=${s.duplicates} skipped=${s.skipped}; ` +
     `latency ok p50=${s.p50}ms p99=${s.p99}ms max=${s.max}ms`
   )
+}
+
+/** p50 and p99 in ms (two decimals) of `n` calls of `call` made one after another. */
+export async function latencies(call: () => Promise<unknown>, n: number): Promise<{ p50: number; p99: number }> {
+  const times: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now()
+    await call()
+    times.push(performance.now() - t0)
+  }
+  times.sort((a, b) => a - b)
+  const at = (q: number) => Math.round(quantile(times, q) * 100) / 100
+  return { p50: at(0.5), p99: at(0.99) }
 }

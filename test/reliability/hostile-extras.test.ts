@@ -1,29 +1,22 @@
 import { once } from 'node:events'
 import { connect, type Socket } from 'node:net'
+import type { MeshClient } from '@wmesh/mesh'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fdCount } from '../lab/faults.js'
 import { createLab, type Lab, requireRoot } from '../lab/netns.js'
 import { eventually, type LoopbackCluster, loopbackCluster } from '../support/cluster.js'
 import { killAll, type NodeProcess, startNodeProcess, tempCluster } from '../support/node-process.js'
+import { latencies } from './calls.js'
 import { echo, hold } from './lab-cluster.js'
 
-// Scenario 5, the hostile inputs test/cluster-hostile.test.ts does not cover yet: a flood of
-// idle connections at a link port, and an mDNS advert from another cluster.
+// Scenario 5, the hostile inputs test/cluster-hostile.test.ts (garbage, an oversize length,
+// a silent slowloris, a replayed handshake, a duplicate node name) and
+// test/cluster-loopback.test.ts (a wrong secret, another cluster's name) do not cover at a
+// link port: a zero and a just-too-large handshake length, a slowloris that keeps sending,
+// a flood of idle connections; and an mDNS advert from another cluster. A published service
+// port's share is in hostile-service.test.ts.
 const FLOOD = Number(process.env.WMESH_FLOOD_SOCKETS ?? 400)
 const SAMPLES = 200
-
-async function latencies(call: () => Promise<unknown>, n: number): Promise<{ p50: number; p99: number }> {
-  const times: number[] = []
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now()
-    await call()
-    times.push(performance.now() - t0)
-  }
-  times.sort((a, b) => a - b)
-  const at = (q: number) =>
-    Math.round((times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? 0) * 100) / 100
-  return { p50: at(0.5), p99: at(0.99) }
-}
 
 describe('scenario 5: a flood of idle connections at a link port', () => {
   let cluster: LoopbackCluster
@@ -91,6 +84,76 @@ describe('scenario 5: a flood of idle connections at a link port', () => {
       for (const s of sockets) s.destroy()
     }
   }, 40_000)
+})
+
+describe('scenario 5: bad lengths and a trickling slowloris at a link port', () => {
+  let cluster: LoopbackCluster
+  let client: MeshClient
+
+  beforeAll(async () => {
+    cluster = await loopbackCluster([{ echo }, { echo }])
+    client = await cluster.client()
+  }, 30_000)
+
+  afterAll(async () => {
+    await cluster?.stop()
+  })
+
+  /** Opens a raw connection to n1's link port; `lines()` are n1's log lines about it. */
+  const raw = async () => {
+    const socket = connect({ host: '127.0.0.1', port: cluster.ports[0] as number })
+    socket.on('error', () => {})
+    await once(socket, 'connect')
+    const peer = `127.0.0.1:${socket.localPort}`
+    const about = (l: Record<string, unknown>) => l.peer === peer
+    const n1 = cluster.nodes[0]
+    if (!n1) throw new Error('no n1')
+    return { socket, lines: () => n1.lines.filter(about), logged: () => n1.waitFor(about, `n1's line about ${peer}`) }
+  }
+
+  it.each([
+    { name: 'a zero length', header: [0, 0, 0, 0] },
+    // The handshake allows 4096 bytes a frame: one more is refused from the header alone.
+    { name: 'a length one above the handshake limit', header: [0, 0, 0x10, 0x01] },
+  ])('closes a connection that sends $name at once, with one line', async ({ header }) => {
+    const { socket, lines, logged } = await raw()
+    const opened = Date.now()
+    socket.write(Buffer.from(header))
+    await once(socket, 'close')
+    const closedIn = Date.now() - opened
+    await logged()
+    console.log(`[scenario 5 link port] ${JSON.stringify(header)}: closed in ${closedIn} ms; ${lines()[0]?.msg}`)
+    expect(closedIn).toBeLessThan(1000)
+    expect(lines()).toHaveLength(1)
+    expect(lines()[0]).toMatchObject({ level: 40, code: 'ERR_HANDSHAKE' })
+    expect(await client.worker('echo', { node: 'n1' }).call('echo', 'still serving')).toBe('still serving')
+  })
+
+  it('closes a slowloris that keeps sending a byte every 250 ms at the handshake deadline, not later', async () => {
+    const { socket, lines, logged } = await raw()
+    const opened = Date.now()
+    // A frame that announces 1000 bytes (within the handshake limit), then a trickle.
+    socket.write(Buffer.from([0, 0, 0x03, 0xe8]))
+    const drip = setInterval(() => socket.write(Buffer.from([0x61])), 250)
+    try {
+      const during = await latencies(() => client.worker('echo', { node: 'n1' }).call('echo', 'x'), SAMPLES)
+      await once(socket, 'close')
+      const closedIn = Date.now() - opened
+      await logged()
+      console.log(
+        `[scenario 5 link port] trickling slowloris closed after ${closedIn} ms (deadline 5000); ` +
+          `call p50/p99 meanwhile ${during.p50}/${during.p99} ms; ${lines()[0]?.msg}`,
+      )
+      expect(closedIn).toBeGreaterThanOrEqual(4500)
+      expect(closedIn).toBeLessThan(7000)
+      expect(lines()).toHaveLength(1)
+      expect(lines()[0]).toMatchObject({ code: 'ERR_HANDSHAKE_TIMEOUT' })
+      expect(during.p99).toBeLessThan(50)
+    } finally {
+      clearInterval(drip)
+      socket.destroy()
+    }
+  }, 15_000)
 })
 
 describe('scenario 5: an mDNS advert from another cluster (in lab namespaces)', () => {

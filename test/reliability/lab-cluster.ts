@@ -141,3 +141,55 @@ export function idOf(node: NodeProcess | undefined): string {
   if (!line || typeof line.id !== 'string') throw new Error(`${node?.name ?? 'a node'} has not logged its id`)
   return line.id
 }
+
+/** What `downAndBack` saw: ms from the fault to the down, from the undo to the up again. */
+export interface DownAndBack {
+  detection: number
+  back: number
+  /** When the fault was undone (ms epoch). */
+  undoneAt: number
+  /** Why it stopped early, if it did; the figures so far are still set. */
+  failure: unknown
+}
+
+/**
+ * For a fault (started at `from`) that must mark node `id` down: waits up to `downWithin`
+ * ms for the probe to see it down, holds the fault until `holdMs` after `from`, undoes it
+ * (always), then waits up to `upWithin` ms for the same id to be up again, and one second
+ * more for calls to flow. It does not throw: a failure comes back with the figures, so the
+ * caller can stop its traffic and print them first.
+ */
+export async function downAndBack(
+  probe: Probe,
+  init: { id: string; name: string; from: number; holdMs: number; downWithin: number; upWithin: number },
+  undo: () => unknown,
+): Promise<DownAndBack> {
+  const result: DownAndBack = { detection: Number.NaN, back: Number.NaN, undoneAt: Number.NaN, failure: undefined }
+  try {
+    const down = await probe.waitFor(
+      (l) => l.event === 'node:down' && l.id === init.id && (l.at as number) >= init.from,
+      init.downWithin,
+      `${init.name} down during the fault`,
+    )
+    result.detection = (down.at as number) - init.from
+    await hold(Math.max(0, init.from + init.holdMs - Date.now()))
+  } catch (error) {
+    result.failure = error
+  } finally {
+    result.undoneAt = Date.now()
+    await undo()
+  }
+  if (result.failure) return result
+  try {
+    const up = await probe.waitFor(
+      (l) => l.event === 'node:up' && l.id === init.id && (l.at as number) >= result.undoneAt,
+      init.upWithin,
+      `${init.name} up again after the fault`,
+    )
+    result.back = (up.at as number) - result.undoneAt
+    await hold(1000)
+  } catch (error) {
+    result.failure = error
+  }
+  return result
+}

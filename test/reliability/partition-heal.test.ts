@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { clearNetworkFaults, cutPair, kill, requireNft } from '../lab/faults.js'
 import type { LabHost } from '../lab/netns.js'
+import { SeededRandom } from '../support/seeded-random.js'
 import { hold, idOf, type LabCluster, labCluster, type NodeView, views } from './lab-cluster.js'
-import { SeededRandom } from './seeded-random.js'
 
 // Scenario 3: partitions and heals on a seeded random schedule. Each round cuts one host
 // off the bridge, or one pair of hosts from each other (nft), for a random time, sometimes
@@ -15,15 +15,21 @@ const ROUNDS = Number(process.env.WMESH_PARTITION_ROUNDS ?? 5)
 const HEARTBEAT_INTERVAL = 250
 const HEARTBEAT_TIMEOUT = 1500
 const CONVERGE_BOUND = Number(process.env.WMESH_CONVERGE_BOUND ?? 10_000)
+/** A split this long outlasts the failure bound with room to spare: the far side must be down. */
+const LONG_SPLIT = HEARTBEAT_TIMEOUT + 1000
+const MAX_HOLD = 4000
 
 type Round =
   | { kind: 'isolate'; host: number; restart: boolean; holdMs: number }
   | { kind: 'pair'; a: number; b: number; holdMs: number }
 
-/** The whole schedule, drawn up front from the seed, so a replay runs the same faults. */
+/**
+ * The whole schedule, drawn up front from the seed, so a replay runs the same faults. At
+ * least one split outlasts the failure bound, so every run sees nodes go down and come back.
+ */
 function schedule(rng: SeededRandom, rounds: number, hosts: number): Round[] {
-  return Array.from({ length: rounds }, (): Round => {
-    const holdMs = rng.int(300, 4000)
+  const plan = Array.from({ length: rounds }, (): Round => {
+    const holdMs = rng.int(300, MAX_HOLD)
     if (rng.next() < 0.6) {
       const host = rng.int(0, hosts - 1)
       // h1 carries the probe's link: it is cut off, but never restarted.
@@ -33,6 +39,24 @@ function schedule(rng: SeededRandom, rounds: number, hosts: number): Round[] {
     const b = (a + rng.int(1, hosts - 1)) % hosts
     return { kind: 'pair', a, b, holdMs }
   })
+  if (!plan.some((r) => r.holdMs >= LONG_SPLIT)) {
+    const index = rng.int(0, plan.length - 1)
+    plan[index] = { ...(plan[index] as Round), holdMs: rng.int(LONG_SPLIT, MAX_HOLD) }
+  }
+  return plan
+}
+
+/** The nodes each node must see during a long split (by index): all but those cut from it. */
+function viewsDuringSplit(round: Round, hosts: number): string[][] {
+  const cut = (x: number, y: number) =>
+    round.kind === 'isolate'
+      ? x !== y && (x === round.host || y === round.host)
+      : (x === round.a && y === round.b) || (x === round.b && y === round.a)
+  return Array.from({ length: hosts }, (_v, x) =>
+    Array.from({ length: hosts }, (_w, y) => y)
+      .filter((y) => !cut(x, y))
+      .map((y) => `h${y + 1}`),
+  )
 }
 
 function describeRound(r: Round, host: (i: number) => LabHost): string {
@@ -89,18 +113,23 @@ describe('scenario 3: partition and heal on a seeded random schedule', () => {
       throw new Error(`${replay}: views did not converge within ${CONVERGE_BOUND} ms ${what}: ${last.join('; ')}`)
     }
     await converge('before the first fault')
-    const names = lab.hosts.map((h) => h.name)
-    /** Who h1 must see once a split has outlasted the failure bound. */
-    const visibleFromH1 = (round: Round): string[] => {
-      const cut = round.kind === 'isolate' ? [round.host] : [round.a, round.b]
-      if (!cut.includes(0)) return round.kind === 'isolate' ? names.filter((_n, i) => i !== round.host) : names
-      return round.kind === 'isolate' ? ['h1'] : names.filter((_n, i) => i !== (round.a === 0 ? round.b : round.a))
-    }
-    /** During a split longer than the bound, h1 must have marked the far side down. */
+    /**
+     * During a split longer than the bound, every node h1 can reach (through the probe)
+     * must have marked down exactly the nodes cut off from it, and no other.
+     */
     const checkSplit = async (round: Round, what: string) => {
-      if (round.holdMs < HEARTBEAT_TIMEOUT + 1000) return
-      const seen = [...(await cluster.ids()).keys()].sort()
-      expect(seen, `${replay}: h1's view during the split ${what}`).toEqual(visibleFromH1(round))
+      if (round.holdMs < LONG_SPLIT) return
+      const expected = viewsDuringSplit(round, lab.hosts.length)
+      const h1Sees = [...(await cluster.ids()).keys()].sort()
+      expect(h1Sees, `${replay}: h1's view during the split ${what}`).toEqual(expected[0])
+      const answered = await views(probe, 1000)
+      expect([...(answered?.keys() ?? [])].sort(), `${replay}: nodes answering h1 during the split ${what}`).toEqual(
+        expected[0],
+      )
+      for (const [node, view] of answered ?? []) {
+        const index = lab.hosts.findIndex((h) => h.name === node)
+        expect(view.nodes, `${replay}: ${node}'s view during the split ${what}`).toEqual(expected[index])
+      }
       splits++
     }
     let splits = 0
@@ -139,5 +168,7 @@ describe('scenario 3: partition and heal on a seeded random schedule', () => {
         `(max ${Math.max(...times)}); bound=${CONVERGE_BOUND}ms; heartbeat ${HEARTBEAT_INTERVAL}/${HEARTBEAT_TIMEOUT} ms`,
     )
     expect(times.length, replay).toBe(plan.length)
+    // The schedule always holds a long split, and each was seen as a down on the cut side.
+    expect(splits, replay).toBeGreaterThanOrEqual(1)
   }, 180_000)
 })

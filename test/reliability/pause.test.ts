@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pause, resume } from '../lab/faults.js'
-import { describeCalls, startTraffic, stopTraffic, summarize } from './calls.js'
-import { echo, eventsSince, hold, idOf, type LabCluster, labCluster } from './lab-cluster.js'
+import { describeCalls, expectNoWrongCalls, startTraffic, stopTraffic, summarize } from './calls.js'
+import { downAndBack, echo, eventsSince, hold, idOf, type LabCluster, labCluster } from './lab-cluster.js'
 
 // Scenario 2: a host freezes (SIGSTOP) with its sockets open. The failure bound is the
 // default heartbeatTimeout (3 s, heartbeats every 500 ms): a pause shorter than it must
@@ -69,36 +69,16 @@ describe('scenario 2: pause (SIGSTOP) shorter and longer than the failure bound'
     await startTraffic(probe, { rate: 50, timeout: TIMEOUT, nodes: ['h2', 'h3'] })
     const pausedAt = Date.now()
     pause(h3.child)
-    let failure: unknown
-    let detection = Number.NaN
-    let back = Number.NaN
-    try {
-      const down = await probe.waitFor(
-        (l) => l.event === 'node:down' && l.id === h3Id && (l.at as number) >= pausedAt,
-        LONG_PAUSE,
-        'h3 down while paused',
-      )
-      detection = (down.at as number) - pausedAt
-      await hold(Math.max(0, pausedAt + LONG_PAUSE - Date.now()))
-    } catch (error) {
-      failure = error
-    } finally {
-      resume(h3.child)
-    }
-    const resumedAt = Date.now()
-    try {
-      if (!failure) {
-        const up = await probe.waitFor(
-          (l) => l.event === 'node:up' && l.id === h3Id && (l.at as number) >= resumedAt,
-          15_000,
-          'h3 up again after SIGCONT',
-        )
-        back = (up.at as number) - resumedAt
-        await hold(1000)
-      }
-    } catch (error) {
-      failure = error
-    }
+    const {
+      detection,
+      back,
+      undoneAt: resumedAt,
+      failure,
+    } = await downAndBack(
+      probe,
+      { id: h3Id, name: 'h3', from: pausedAt, holdMs: LONG_PAUSE, downWithin: LONG_PAUSE, upWithin: 15_000 },
+      () => resume(h3.child),
+    )
     const { records, skipped } = await stopTraffic(probe, TIMEOUT)
     const s = summarize(records, TIMEOUT, skipped)
     console.log(
@@ -108,10 +88,7 @@ describe('scenario 2: pause (SIGSTOP) shorter and longer than the failure bound'
     if (failure) throw failure
     expect(detection).toBeGreaterThanOrEqual(HEARTBEAT_TIMEOUT - HEARTBEAT_INTERVAL)
     expect(detection).toBeLessThanOrEqual(HEARTBEAT_TIMEOUT + 2 * HEARTBEAT_INTERVAL)
-    expect(s.wrong).toEqual([])
-    expect(s.untyped).toEqual([])
-    expect(s.late).toEqual([])
-    expect(s.hung).toEqual([])
+    expectNoWrongCalls(s)
     // Calls to h3 stuck in the pause fail as NodeDownError at detection, not at their timeout.
     expect(s.failed.ERR_TIMEOUT ?? 0).toBe(0)
     // h2 never paused: every call to it returned its value.
