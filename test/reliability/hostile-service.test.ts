@@ -188,3 +188,57 @@ describe('scenario 5: hostile input at a published service port', () => {
     }
   }, 90_000)
 })
+
+describe('scenario 5 at a service port that sets idleTimeout', () => {
+  const IDLE_MS = 1000
+  let cluster: LoopbackCluster
+  let port: number
+
+  beforeAll(async () => {
+    cluster = await loopbackCluster([
+      { echo_service: { file: serviceWorker, args: { idleTimeout: IDLE_MS, publish: 'echo-idle' } } },
+    ])
+    const listening = await cluster.nodes[0]?.waitFor((l) => l.msg === 'echo service listening', 'listening')
+    port = listening?.port as number
+  }, 30_000)
+
+  afterAll(async () => {
+    await cluster?.stop()
+  })
+
+  it(`closes a slowloris and ${FLOOD} idle sockets at the deadline, quietly, while a busy client stays`, async () => {
+    const node = cluster.nodes[0]
+    if (!node) throw new Error('no node')
+    const busy = await FrameClient.open(port)
+    // A message every 200 ms keeps the busy client well inside the 1 s deadline.
+    const keepBusy = setInterval(() => void busy.echo('tick').catch(() => {}), 200)
+    const slow = await rawSocket(port)
+    slow.write(Buffer.from([0, 0, 0x03, 0xe8]))
+    const drip = setInterval(() => slow.writable && slow.write(Buffer.from([0x61])), 100)
+    const sockets: Socket[] = []
+    try {
+      const openedAt = Date.now()
+      for (let i = 0; i < FLOOD; i++) sockets.push(connect({ host: '127.0.0.1', port }).on('error', () => {}))
+      // Closed by the server: a reset is as good as a FIN here, so wait for 'close' only.
+      const closed = (s: Socket) => new Promise((resolve) => s.once('close', resolve))
+      await Promise.all([closed(slow), ...sockets.map(closed)])
+      const closedAfter = Date.now() - openedAt
+      const warnings = node.lines.filter((l) => Number(l.level) >= 40 && Number(l.time) >= openedAt)
+      console.log(
+        `[scenario 5 service port, idleTimeout ${IDLE_MS} ms] slowloris and ${FLOOD} idle sockets closed after ` +
+          `${closedAfter} ms; warning lines ${warnings.length}; busy client open: ${!busy.socket.destroyed}`,
+      )
+      expect(closedAfter).toBeGreaterThanOrEqual(IDLE_MS - 50)
+      expect(closedAfter).toBeLessThan(IDLE_MS + 5000)
+      expect(warnings).toEqual([])
+      expect(busy.socket.destroyed).toBe(false)
+      expect(await busy.echo('still served')).toBe('still served')
+    } finally {
+      clearInterval(keepBusy)
+      clearInterval(drip)
+      for (const s of sockets) s.destroy()
+      slow.destroy()
+      busy.socket.destroy()
+    }
+  }, 40_000)
+})

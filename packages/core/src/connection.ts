@@ -9,6 +9,7 @@ import {
   ConnectionError,
   ConnectTimeoutError,
   HandlerError,
+  IdleTimeoutError,
   TimeoutError,
   WmeshError,
 } from './errors.js'
@@ -33,6 +34,10 @@ export function validateConnectionOptions(options: ConnectionOptions): Codec {
   if (!(high > 0) || !(hard >= high)) {
     throw new RangeError(`need 0 < highWaterMark (${high}) <= maxQueuedBytes (${hard})`)
   }
+  const idle = options.idleTimeout ?? 0
+  if (!Number.isInteger(idle) || idle < 0 || idle > 2_147_483_647) {
+    throw new RangeError(`idleTimeout must be a whole number of ms from 0 (none) to 2147483647, got ${idle}`)
+  }
   return codec
 }
 
@@ -48,6 +53,12 @@ export interface ConnectionOptions {
   maxQueuedBytes?: number
   /** Deadline for `closeConnection({ afterWriting: true })` before the socket is destroyed (default 30 s). */
   closeTimeout?: number
+  /**
+   * Close the connection (with `IdleTimeoutError`) when no whole message arrives for this
+   * many ms; 0 (default) for never. Bytes that never complete a message do not count, so
+   * this also ends a slowloris trickle. With the raw codec every read is a message.
+   */
+  idleTimeout?: number
 }
 
 /** Where the other end of a connection is. */
@@ -94,6 +105,10 @@ export class Connection {
   /** Set by `fail`: the socket is being destroyed, so nothing more is delivered or sent. */
   #destroyed = false
   #closeTimer: ReturnType<typeof setTimeout> | undefined
+  readonly #idleTimeout: number
+  #idleTimer: ReturnType<typeof setTimeout> | undefined
+  /** When the last whole message arrived (only kept with an idleTimeout). */
+  #lastMessage = 0
   /** Rejects the pending `connect` promise, if any. */
   #onConnectFailed: ((error: Error) => void) | undefined
 
@@ -113,6 +128,11 @@ export class Connection {
     this.codec = resolveCodec(options.codec)
     this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
+    this.#idleTimeout = options.idleTimeout ?? 0
+    if (this.#idleTimeout > 0) {
+      this.#lastMessage = performance.now()
+      this.#idleTimer = setTimeout(this.#checkIdle, this.#idleTimeout)
+    }
     this.#decoder = this.codec.createDecoder({ maxFrameSize: this.maxFrameSize })
     this.queue = new OutboundQueue(socket, {
       highWaterMark: options.highWaterMark,
@@ -265,6 +285,7 @@ export class Connection {
   /** Hands one decoded value to `receiveData`; false stops decoding (closed, or the hook threw). */
   readonly #deliver = (value: unknown): boolean => {
     if (this.state !== 'open' || this.#destroyed) return false
+    if (this.#idleTimeout > 0) this.#lastMessage = performance.now()
     try {
       const result = this.handler.receiveData(value) as unknown
       if (result instanceof Promise) result.catch((error: unknown) => this.fail(this.#hookError('receiveData', error)))
@@ -273,6 +294,18 @@ export class Connection {
       this.fail(this.#hookError('receiveData', error))
       return false
     }
+  }
+
+  /** One timer per connection, re-armed for the rest of the window rather than on every message. */
+  readonly #checkIdle = (): void => {
+    this.#idleTimer = undefined
+    if (this.state === 'closed') return
+    const silent = performance.now() - this.#lastMessage
+    if (silent < this.#idleTimeout) {
+      this.#idleTimer = setTimeout(this.#checkIdle, Math.max(1, this.#idleTimeout - silent))
+      return
+    }
+    this.fail(new IdleTimeoutError(`no message from ${this.#where()} for ${this.#idleTimeout} ms (idleTimeout)`))
   }
 
   readonly #onError = (error: NodeJS.ErrnoException): void => {
@@ -289,6 +322,7 @@ export class Connection {
     const wasConnecting = this.state === 'connecting'
     this.state = 'closed'
     if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer)
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer)
     this.timers.close()
     this.queue.discard()
     const error = this.#error
@@ -309,7 +343,8 @@ export class Connection {
     const code = error instanceof WmeshError ? error.code : (error as NodeJS.ErrnoException).code
     const peer = `${this.#where()}`
     // Bad input from a peer is a warning; a handler that throws is the user's bug, an error.
-    const level = error instanceof HandlerError ? 'error' : 'warn'
+    // An idle timeout is the server's own policy at work (idle clients, floods): not worth a warning each.
+    const level = error instanceof HandlerError ? 'error' : error instanceof IdleTimeoutError ? 'debug' : 'warn'
     this.logger[level](
       { component: 'core:connection', peer, code, err: error instanceof HandlerError ? error.cause : undefined },
       `connection closed: ${error.message}`,

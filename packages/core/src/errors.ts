@@ -85,6 +85,11 @@ export class TimeoutError extends WmeshError {
   override readonly code = 'ERR_TIMEOUT'
 }
 
+/** A connection was closed because no whole message arrived within its `idleTimeout`. */
+export class IdleTimeoutError extends WmeshError {
+  override readonly code = 'ERR_IDLE_TIMEOUT'
+}
+
 /** A wait ended because its AbortSignal fired. */
 export class AbortError extends WmeshError {
   override readonly code = 'ERR_ABORTED'

@@ -1,0 +1,105 @@
+import { once } from 'node:events'
+import { connect as netConnect, type Socket } from 'node:net'
+import { describe, expect, it } from 'vitest'
+import { Handler, IdleTimeoutError, packValue, startWorker, Worker } from '../src/index.js'
+import { deferred, memoryLogger } from './helpers.js'
+
+class Plain extends Worker {}
+
+const IDLE = 300
+
+/** A server that records why each connection ended and echoes what it gets. */
+async function server(idleTimeout = IDLE) {
+  const reasons: Array<Error | undefined> = []
+  const closed = deferred()
+  class Recorder extends Handler {
+    override receiveData(data: unknown) {
+      this.sendData(data)
+    }
+    override unbind(reason?: Error) {
+      reasons.push(reason)
+      closed.resolve()
+    }
+  }
+  const { logger, lines } = memoryLogger()
+  const handle = await startWorker(Plain, undefined, { logger })
+  const srv = await handle.worker.startServer('127.0.0.1', 0, Recorder, undefined, { idleTimeout })
+  return { handle, port: srv.port, reasons, closed: closed.promise, lines }
+}
+
+async function rawSocket(port: number): Promise<Socket> {
+  const socket = netConnect({ host: '127.0.0.1', port })
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  return socket
+}
+
+/** One msgpack frame: a 4-byte big-endian length, then the value. */
+function frame(value: unknown): Buffer {
+  const body = packValue(value)
+  const head = Buffer.alloc(4)
+  head.writeUInt32BE(body.length)
+  return Buffer.concat([head, body])
+}
+
+describe('idleTimeout', () => {
+  it('closes a connection that sends nothing, with IdleTimeoutError, logged at debug only', async () => {
+    const { handle, port, reasons, closed, lines } = await server()
+    try {
+      const socket = await rawSocket(port)
+      const started = performance.now()
+      await Promise.all([closed, once(socket, 'close')])
+      expect(performance.now() - started).toBeGreaterThanOrEqual(IDLE - 20)
+      expect(reasons[0]).toBeInstanceOf(IdleTimeoutError)
+      const logged = lines.filter((l) => l.component === 'core:connection')
+      expect(logged.map((l) => l.level)).toEqual([20])
+    } finally {
+      await handle.stop()
+    }
+  })
+
+  it('closes a slowloris that trickles bytes of a message that never completes', async () => {
+    const { handle, port, reasons, closed } = await server()
+    try {
+      const socket = await rawSocket(port)
+      const bytes = Buffer.concat([Buffer.from([0, 0, 0, 200]), Buffer.alloc(150, 0x61)])
+      let at = 0
+      const trickle = setInterval(() => {
+        if (at < bytes.length && !socket.destroyed) socket.write(bytes.subarray(at, ++at))
+      }, 20)
+      await Promise.all([closed, once(socket, 'close')])
+      clearInterval(trickle)
+      expect(at).toBeGreaterThan(5)
+      expect(reasons[0]).toBeInstanceOf(IdleTimeoutError)
+    } finally {
+      await handle.stop()
+    }
+  })
+
+  it('keeps a connection open while whole messages keep arriving', async () => {
+    // A wide margin (a message every 150 ms against 1 s) so a busy machine cannot fail it.
+    const { handle, port, reasons } = await server(1000)
+    try {
+      const socket = await rawSocket(port)
+      let echoed = 0
+      socket.on('data', () => echoed++)
+      for (let i = 0; i < 16; i++) {
+        socket.write(frame(i))
+        await new Promise((resolve) => setTimeout(resolve, 150))
+      }
+      expect(socket.destroyed).toBe(false)
+      expect(reasons).toEqual([])
+      expect(echoed).toBeGreaterThan(0)
+      socket.destroy()
+    } finally {
+      await handle.stop()
+    }
+  })
+
+  it('is checked up front', async () => {
+    await using handle = await startWorker(Plain, undefined, { logger: memoryLogger().logger })
+    await expect(handle.worker.startServer('127.0.0.1', 0, Handler, undefined, { idleTimeout: -1 })).rejects.toThrow(
+      /idleTimeout/,
+    )
+  })
+})
