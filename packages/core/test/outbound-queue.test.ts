@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   FrameDecodeError,
@@ -107,6 +108,31 @@ describe('msgpack codec', () => {
       }),
     )
     expect(Buffer.concat(writes).equals(expected)).toBe(true)
+  })
+
+  it('frames short arrays of plain scalars exactly as msgpackr encodes them', async () => {
+    const { packValue } = await import('../src/index.js')
+    const scalar = fc.oneof(
+      fc.uint8Array({ maxLength: 300 }),
+      fc.string({ maxLength: 300 }),
+      fc.string({ unit: 'grapheme', maxLength: 40 }),
+      fc.integer({ min: 0, max: 0xffffffff }),
+      fc.constantFrom(0, 127, 128, 255, 256, 65535, 65536, 0xffffffff),
+      fc.boolean(),
+      fc.constant(null),
+    )
+    fc.assert(
+      fc.property(fc.array(scalar, { maxLength: 15 }), (values) => {
+        const { socket, writes } = fakeSocket()
+        const queue = new OutboundQueue(socket)
+        msgpackCodec.write(values, queue, 1 << 20)
+        queue.flush()
+        const p = packValue(values)
+        const h = Buffer.alloc(4)
+        h.writeUInt32BE(p.length)
+        expect(Buffer.concat(writes).equals(Buffer.concat([h, p]))).toBe(true)
+      }),
+    )
   })
 
   it('rejects the reserved byte 0xc1, alone or nested in a container', () => {
