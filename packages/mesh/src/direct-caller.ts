@@ -1,5 +1,6 @@
 import { NodeDownError, TimeoutError, WorkerDownError } from '@wmesh/core'
 import type { Logger } from 'pino'
+import { Deadlines } from './deadlines.js'
 import { DIRECT, fromWire, parseCalleeMessage } from './direct-protocol.js'
 import type { DirectInit } from './direct-server.js'
 import type { Link } from './link.js'
@@ -35,15 +36,18 @@ class PendingCall {
   readonly peer: DirectPeer
   readonly id: number
   readonly method: string
+  readonly #deadlines: Deadlines<PendingCall>
   resolve!: (value: unknown) => void
   reject!: (error: Error) => void
-  timer: NodeJS.Timeout | undefined
+  deadline = 0
+  timeout = 0
   #abort: { signal: AbortSignal; listener: () => void } | undefined
 
-  constructor(peer: DirectPeer, id: number, method: string) {
+  constructor(peer: DirectPeer, id: number, method: string, deadlines: Deadlines<PendingCall>) {
     this.peer = peer
     this.id = id
     this.method = method
+    this.#deadlines = deadlines
   }
 
   get what(): string {
@@ -73,15 +77,15 @@ class PendingCall {
   #finish(): void {
     const { peer } = this
     peer.pending.delete(this.id)
-    clearTimeout(this.timer)
+    this.#deadlines.delete(this)
     this.#abort?.signal.removeEventListener('abort', this.#abort.listener)
     // A link kept only for calls in flight goes with the last of them.
     if (peer.state === 'away' && peer.pending.size === 0) peer.link?.close()
   }
 }
 
-function expire(call: PendingCall, timeout: number): void {
-  call.fail(new TimeoutError(`${call.what} timed out after ${timeout} ms`))
+function expire(call: PendingCall): void {
+  call.fail(new TimeoutError(`${call.what} timed out after ${call.timeout} ms`))
 }
 
 const CONNECT_TIMEOUT = 2000
@@ -97,6 +101,7 @@ export class DirectCaller {
   readonly #init: DirectInit & { localId: string }
   readonly #logger: Logger
   readonly #peers = new Map<string, DirectPeer>()
+  readonly #deadlines = new Deadlines<PendingCall>(expire)
   #nextId = 1
   #closed = false
 
@@ -128,15 +133,14 @@ export class DirectCaller {
     timeout: number,
     signal: AbortSignal | undefined,
   ): Promise<unknown> {
-    const call = new PendingCall(peer, this.#nextId++, method)
+    const call = new PendingCall(peer, this.#nextId++, method, this.#deadlines)
     if (signal?.aborted) return Promise.reject(call.aborted())
     const promise = new Promise<unknown>((resolve, reject) => {
       call.resolve = resolve
       call.reject = reject
     })
     peer.pending.set(call.id, call)
-    // Node timers turn delays above 2^31-1 ms into 1 ms.
-    call.timer = setTimeout(expire, Math.min(timeout, 2_147_483_647), call, timeout)
+    this.#deadlines.add(call, timeout)
     if (signal) call.watch(signal)
     try {
       ;(peer.link as Link).send([DIRECT.CALL, call.id, method, arg])
@@ -172,6 +176,7 @@ export class DirectCaller {
     this.#closed = true
     for (const peer of this.#peers.values()) peer.link?.destroy()
     this.#peers.clear()
+    this.#deadlines.clear()
   }
 
   #dial(key: string, peer: DirectPeer): void {
