@@ -2,10 +2,14 @@
  * Dialing and listening for links, TCP or TLS-PSK, in one place for every kind of
  * endpoint (node, client, worker thread).
  */
+import { createRequire } from 'node:module'
 import { connect as netConnect, createServer as netCreateServer, type Server, type Socket } from 'node:net'
-import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls'
 import { TimeoutError } from '@wmesh/core'
 import { Link, type LinkComponents, type LinkInit, tlsConnectOptions, tlsServerOptions } from './link.js'
+
+const require = createRequire(import.meta.url)
+/** node:tls, loaded on first use: about 2 MB a process without TLS links need not carry. */
+const tlsModule = (): typeof import('node:tls') => require('node:tls') as typeof import('node:tls')
 
 export interface DialInit {
   host: string
@@ -20,7 +24,7 @@ export interface DialInit {
 export async function dialLink(dial: DialInit, init: LinkInit, components: LinkComponents): Promise<Link> {
   const { host, port, tls, connectTimeout } = dial
   const socket: Socket = tls
-    ? tlsConnect({ host, port, ...tlsConnectOptions(init.secret, init.cluster) })
+    ? tlsModule().connect({ host, port, ...tlsConnectOptions(init.secret, init.cluster) })
     : netConnect({ host, port, noDelay: true })
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -48,7 +52,9 @@ export function createLinkServer(
   accept: (socket: Socket) => void,
   onTlsError: (error: Error, socket: Socket) => void,
 ): Server {
-  const server = tls ? createTlsServer(tlsServerOptions(tls.secret, tls.cluster)) : netCreateServer({ noDelay: true })
+  const server = tls
+    ? tlsModule().createServer(tlsServerOptions(tls.secret, tls.cluster))
+    : netCreateServer({ noDelay: true })
   server.on(tls ? 'secureConnection' : 'connection', accept)
   if (tls) server.on('tlsClientError', onTlsError)
   return server
