@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { kill } from '../lab/faults.js'
-import { describeCalls, startTraffic, stopTraffic, summarize } from './calls.js'
+import { describeCalls, expectNoWrongCalls, startTraffic, stopTraffic, summarize } from './calls.js'
 import { echo, eventsSince, hold, idOf, type LabCluster, labCluster } from './lab-cluster.js'
 
 // Scenario 1: crash and restart under traffic. A client on h1 calls echo on h2 and h3
@@ -73,10 +73,7 @@ describe('scenario 1: crash and restart under traffic across namespaced hosts', 
       `[scenario 1] cycles=${CYCLES} ${describeCalls(s)}; detection ms=${detections.join(',')}; ` +
         `rejoin ms (restart to up at h1)=${rejoins.join(',')}`,
     )
-    expect(s.wrong, 'calls that returned another value').toEqual([])
-    expect(s.untyped, 'calls that failed with an untyped error').toEqual([])
-    expect(s.late, 'calls that settled after their timeout').toEqual([])
-    expect(s.hung, 'calls that never settled').toEqual([])
+    expectNoWrongCalls(s)
     expect(s.duplicates).toBe(0)
     // The peer sees a SIGKILL as a closed link: detection is fast, not a heartbeat timeout.
     for (const d of detections) expect(d).toBeLessThan(1000)

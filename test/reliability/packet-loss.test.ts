@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { clearNetworkFaults, dropPackets, requireNft } from '../lab/faults.js'
-import { describeCalls, startTraffic, stopTraffic, summarize } from './calls.js'
+import { describeCalls, expectNoWrongCalls, startTraffic, stopTraffic, summarize } from './calls.js'
 import { echo, eventsSince, hold, type LabCluster, labCluster } from './lab-cluster.js'
 
 // Scenario 4: 30% of the packets arriving at h3 are dropped (nft, inside h3's namespace)
@@ -74,10 +74,7 @@ describe(`scenario 4: ${LOSS_PERCENT}% packet loss on one host`, () => {
       expect(eventsSince(probe, lossFrom, (l) => l.event === 'node:down' && l.name !== 'h3')).toEqual([])
       expect(toH2.made - toH2.ok, 'calls to the healthy h2 that did not return their value').toBe(0)
       for (const s of [toH2, toH3]) {
-        expect(s.wrong).toEqual([])
-        expect(s.untyped).toEqual([])
-        expect(s.late).toEqual([])
-        expect(s.hung).toEqual([])
+        expectNoWrongCalls(s)
       }
       // Slower, but they complete: most calls to the lossy host still return their value.
       expect(toH3.ok).toBeGreaterThan(toH3.made * 0.8)
