@@ -73,6 +73,37 @@ describe('direct calls: a worker calling a worker of another node', () => {
     expect(await cluster.nodes[1]?.exited).toBe(0)
   })
 
+  it('lets a callee compute past the heartbeat timeout: a busy worker is not a dead node', async () => {
+    cluster = await loopbackCluster([{ front: echo }, { echo }])
+    const client = await cluster.client()
+    await untilRunningOn(client, 'n2', 'echo')
+    await client.worker('front').call('relay', { worker: 'echo', method: 'echo', arg: 1 })
+    // block() holds the callee thread's event loop for 4 s, past heartbeatTimeout (3 s).
+    const value = await client
+      .worker('front')
+      .call('relay', { worker: 'echo', method: 'block', arg: 4000, timeout: 10_000 }, { timeout: 15_000 })
+    expect(value).toBe(4000)
+  }, 30_000)
+
+  it('fails a call whose callee node is killed with NodeDownError, as through the nodes', async () => {
+    cluster = await loopbackCluster([{ front: echo }, { echo }])
+    const client = await cluster.client()
+    await untilRunningOn(client, 'n2', 'echo')
+    await client.worker('front').call('relay', { worker: 'echo', method: 'echo', arg: 1 })
+    const inFlight = client
+      .worker('front')
+      .call('relay', { worker: 'echo', method: 'sleep', arg: 3000, timeout: 5000 })
+      .catch((e: unknown) => e)
+    await vi.waitFor(async () => expect(await client.worker('echo').call('sleepers')).toBe(1), {
+      timeout: 5000,
+      interval: 10,
+    })
+    cluster.nodes[1]?.child.kill('SIGKILL')
+    const error = await inFlight
+    expect(error).toBeInstanceOf(RemoteError)
+    expect((error as RemoteError).remoteCode).toBe('ERR_NODE_DOWN')
+  })
+
   it('can be turned off: calls then go through the nodes and no worker listens', async () => {
     cluster = await loopbackCluster([{ front: echo }, { echo }], { directCalls: false })
     const client = await cluster.client()

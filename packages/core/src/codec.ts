@@ -181,7 +181,7 @@ function writeMsgpackFrame(value: unknown, out: ByteSink, maxFrameSize: number):
     out.commit(FRAME_HEADER_BYTES + payload)
     return
   }
-  if (Array.isArray(value) && value.length <= TUPLE_MAX && value.every(isPlainScalar)) {
+  if (Array.isArray(value) && value.length <= TUPLE_MAX && isPlainTuple(value)) {
     writeTupleFrame(value, out, maxFrameSize)
     return
   }
@@ -212,6 +212,12 @@ function isPlainScalar(v: unknown): boolean {
     typeof v === 'boolean' ||
     v === null
   )
+}
+
+/** Every slot a plain scalar; a hole (sparse array) is not, and goes the generic way. */
+function isPlainTuple(items: unknown[]): boolean {
+  for (let i = 0; i < items.length; i++) if (!isPlainScalar(items[i])) return false
+  return true
 }
 
 function uintBytes(n: number): number {

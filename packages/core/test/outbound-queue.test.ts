@@ -135,6 +135,18 @@ describe('msgpack codec', () => {
     )
   })
 
+  it('encodes the holes of a sparse array as nil, as msgpackr does', async () => {
+    const { packValue } = await import('../src/index.js')
+    // biome-ignore lint/suspicious/noSparseArray: the hole is the point
+    for (const values of [[1, , 3], new Array(3)]) {
+      const { socket, writes } = fakeSocket()
+      const queue = new OutboundQueue(socket)
+      msgpackCodec.write(values, queue, 1 << 20)
+      queue.flush()
+      expect(Buffer.concat(writes).subarray(4)).toEqual(Buffer.from(packValue(values)))
+    }
+  })
+
   it('rejects the reserved byte 0xc1, alone or nested in a container', () => {
     expect(() => unpackFrame(Uint8Array.of(0xc1))).toThrow(FrameDecodeError)
     expect(() => unpackFrame(Uint8Array.of(0x91, 0xc1))).toThrow(FrameDecodeError)

@@ -1,4 +1,4 @@
-import { NodeDownError, TimeoutError, WorkerDownError } from '@wmesh/core'
+import { AbortError, NodeDownError, TimeoutError, WorkerDownError } from '@wmesh/core'
 import type { Logger } from 'pino'
 import { Deadlines } from './deadlines.js'
 import { DIRECT, fromWire, parseCalleeMessage } from './direct-protocol.js'
@@ -25,6 +25,8 @@ export interface DirectPeer {
   failures: number
   retryAt: number
   wasUp: boolean
+  /** Set while calls of a closed link wait to learn whether the worker or its node went. */
+  verdict: NodeJS.Timeout | undefined
   readonly pending: Map<number, PendingCall>
 }
 
@@ -70,8 +72,8 @@ class PendingCall {
     this.reject(error)
   }
 
-  aborted(): TimeoutError {
-    return new TimeoutError(`${this.what} was aborted`)
+  aborted(): AbortError {
+    return new AbortError(`${this.what} was aborted`, { cause: this.#abort?.signal.reason })
   }
 
   #finish(): void {
@@ -90,6 +92,8 @@ function expire(call: PendingCall): void {
 
 const CONNECT_TIMEOUT = 2000
 const DONE = Promise.resolve()
+/** How long calls of a link that closed wait for the node's view to say why, at most. */
+const VERDICT_GRACE_MS = 1000
 const MAX_RETRY_DELAY = 30_000
 
 /**
@@ -101,6 +105,8 @@ export class DirectCaller {
   readonly #init: DirectInit & { localId: string }
   readonly #logger: Logger
   readonly #peers = new Map<string, DirectPeer>()
+  /** Peers no longer listed whose links wait for their last answers. */
+  readonly #away = new Set<DirectPeer>()
   readonly #deadlines = new Deadlines<PendingCall>(expire)
   #nextId = 1
   #closed = false
@@ -117,7 +123,16 @@ export class DirectCaller {
   peer(endpoint: DirectEndpoint, key = `${endpoint.host}:${endpoint.port}`): DirectPeer | undefined {
     let peer = this.#peers.get(key)
     if (!peer) {
-      peer = { endpoint, state: 'down', link: undefined, failures: 0, retryAt: 0, wasUp: false, pending: new Map() }
+      peer = {
+        endpoint,
+        state: 'down',
+        link: undefined,
+        failures: 0,
+        retryAt: 0,
+        wasUp: false,
+        verdict: undefined,
+        pending: new Map(),
+      }
       this.#peers.set(key, peer)
     }
     if (peer.state === 'up') return peer
@@ -140,7 +155,8 @@ export class DirectCaller {
       call.reject = reject
     })
     peer.pending.set(call.id, call)
-    this.#deadlines.add(call, timeout)
+    // As on the path through the node, a timeout that is not a number of ms acts as 1 ms.
+    this.#deadlines.add(call, timeout >= 0 ? timeout : 1)
     if (signal) call.watch(signal)
     try {
       ;(peer.link as Link).send([DIRECT.CALL, call.id, method, arg])
@@ -160,22 +176,38 @@ export class DirectCaller {
     }
   }
 
-  /** Closes links to endpoints no longer listed (instances that stopped or moved). */
-  retain(keep: Set<string>): void {
+  /**
+   * Applies a new view: `keep` are the endpoints still listed, `nodes` the names of the
+   * nodes in it. Calls to a node that left fail with `NodeDownError` (as through the
+   * nodes); links to endpoints no longer listed close once their calls are answered.
+   */
+  retain(keep: Set<string>, nodes: Set<string>): void {
     for (const [key, peer] of this.#peers) {
+      const nodeGone = !nodes.has(peer.endpoint.node)
+      if (peer.verdict !== undefined && (nodeGone || !keep.has(key))) this.#failOrphans(peer, nodeGone)
       if (keep.has(key)) continue
       this.#peers.delete(key)
-      // Calls in flight get their answers or their deadline; the link goes when they are done.
-      if (peer.pending.size === 0) peer.link?.close()
-      else peer.state = 'away'
+      if (nodeGone) {
+        this.#failAll(peer, true)
+        peer.link?.destroy()
+      } else if (peer.pending.size === 0) peer.link?.close()
+      else {
+        // Calls in flight get their answers or their deadline; the link goes when they are done.
+        peer.state = 'away'
+        this.#away.add(peer)
+      }
     }
   }
 
   /** Closes every link; calls in flight fail with `WorkerDownError`. Idempotent. */
   close(): void {
     this.#closed = true
-    for (const peer of this.#peers.values()) peer.link?.destroy()
+    for (const peer of [...this.#peers.values(), ...this.#away]) {
+      peer.link?.destroy()
+      this.#failOrphans(peer, false)
+    }
     this.#peers.clear()
+    this.#away.clear()
     this.#deadlines.clear()
   }
 
@@ -239,17 +271,39 @@ export class DirectCaller {
   #onClose(peer: DirectPeer, link: Link, error: Error | undefined): void {
     if (peer.link !== link) return
     peer.link = undefined
+    this.#away.delete(peer)
     // A worker that said goodbye is gone for good: a restarted one listens on a new port.
     if (peer.state !== 'away') {
       peer.state = 'down'
       peer.retryAt = Date.now() + 100
     }
+    if (peer.pending.size === 0) return
+    if (this.#closed || (error as { code?: string } | undefined)?.code === 'ERR_HEARTBEAT_TIMEOUT') {
+      this.#failAll(peer, !this.#closed)
+      return
+    }
+    // A closed socket does not say whether the worker's thread or its whole node went: the
+    // node's view does, a moment later (retain), so calls fail with the same error as through
+    // the nodes. No new direct calls to this endpoint until then.
+    peer.retryAt = Number.POSITIVE_INFINITY
+    peer.verdict = setTimeout(() => this.#failOrphans(peer, false), VERDICT_GRACE_MS)
+  }
+
+  /** Fails the calls of a link that closed, once it is known why. */
+  #failOrphans(peer: DirectPeer, nodeDown: boolean): void {
+    if (peer.verdict === undefined) return
+    clearTimeout(peer.verdict)
+    peer.verdict = undefined
+    peer.retryAt = Date.now() + 100
+    this.#failAll(peer, nodeDown)
+  }
+
+  #failAll(peer: DirectPeer, nodeDown: boolean): void {
     const { label, node } = peer.endpoint
-    const silent = (error as { code?: string } | undefined)?.code === 'ERR_HEARTBEAT_TIMEOUT'
     for (const call of [...peer.pending.values()]) {
       call.fail(
-        silent
-          ? new NodeDownError(`node ${node} stopped answering during ${call.what}`)
+        nodeDown
+          ? new NodeDownError(`node ${node} went down during ${call.what}`)
           : new WorkerDownError(`${label} on node ${node} went down before answering (${call.what})`),
       )
     }

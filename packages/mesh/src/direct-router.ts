@@ -63,7 +63,7 @@ export class DirectRouter {
       if (node.id === self) continue
       for (const w of node.workers) if (w.direct !== undefined) keep.add(`${node.host}:${w.direct}`)
     }
-    this.caller.retain(keep)
+    this.caller.retain(keep, new Set(nodes.map((n) => n.name)))
   }
 
   route(name: string, selector: WorkerSelector, method: string): DirectPeer | undefined {

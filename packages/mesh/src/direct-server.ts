@@ -177,19 +177,35 @@ export class DirectServer {
   }
 
   #answer(link: Link, id: number, value: unknown, error: SerializedError | undefined): void {
-    if (error) this.#send(link, [DIRECT.ERR, id, error])
-    else {
-      try {
-        if (!link.closed) link.send([DIRECT.OK, id, value])
-      } catch (encodeError) {
-        // A result that cannot be encoded (a function, a frame too large) fails this call only.
-        this.#send(link, [DIRECT.ERR, id, serializeError(encodeError, true)])
-      }
+    if (error) {
+      this.#send(link, [DIRECT.ERR, id, error])
+      return
+    }
+    try {
+      if (!link.closed) link.send([DIRECT.OK, id, value])
+    } catch (encodeError) {
+      // A full queue is the caller's doing (it does not read): that ends its link, below.
+      if ((encodeError as { code?: string }).code === 'ERR_WRITE_QUEUE_FULL') this.#drop(link, encodeError as Error)
+      // A result that cannot be encoded (a function, a frame too large) fails this call only.
+      else this.#send(link, [DIRECT.ERR, id, serializeError(encodeError, true)])
     }
   }
 
+  /** Sends, or ends the link of a caller that does not read what we send (never throws). */
   #send(link: Link, message: unknown): void {
-    if (!link.closed) link.send(message)
+    try {
+      if (!link.closed) link.send(message)
+    } catch (error) {
+      this.#drop(link, error as Error)
+    }
+  }
+
+  #drop(link: Link, error: Error): void {
+    this.#components.logger.warn(
+      { peer: link.peerId, code: (error as { code?: string }).code },
+      `closing direct link: ${error.message}`,
+    )
+    link.destroy(error)
   }
 }
 

@@ -40,6 +40,8 @@ export interface MeshNodeComponents {
 }
 
 const VERSION = '0.1.0'
+/** Least silence that ends a direct link between worker threads. */
+const DIRECT_LIVENESS_MS = 30_000
 
 /**
  * A wmesh node: hosts workers, each instance in a worker thread of its own, supervised
@@ -393,7 +395,10 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
       tls: this.config.tls,
       host,
       heartbeatInterval: this.config.heartbeatInterval,
-      heartbeatTimeout: this.config.heartbeatTimeout,
+      // A worker's own heartbeats stop while its method computes; that is not a failure.
+      // Whether a node is down is the node links' verdict (heartbeatTimeout), which reaches
+      // the threads as a new view; direct links only end dead sockets, late.
+      heartbeatTimeout: Math.max(DIRECT_LIVENESS_MS, 10 * this.config.heartbeatTimeout),
     })
     this.#cluster.registry.on('changed', () => this.#sendDirectory())
   }

@@ -1,4 +1,5 @@
 import {
+  AbortError,
   InvalidArgumentError,
   NodeDownError,
   NodeStoppingError,
@@ -50,6 +51,7 @@ const byCode: Record<string, new (message: string) => WmeshError> = {
   ERR_NODE_STOPPING: NodeStoppingError,
   ERR_WORKER_DOWN: WorkerDownError,
   ERR_INVALID_ARGUMENT: InvalidArgumentError,
+  ERR_ABORTED: AbortError,
 }
 
 /**
@@ -63,7 +65,8 @@ export function relayError(error: unknown): SerializedError {
 /** Rebuilds a typed error: `RemoteError` for what a method threw, else the class of its code. */
 export function rebuildError(error: SerializedError): Error {
   if (!error.remote) {
-    const ErrorClass = error.code ? byCode[error.code] : undefined
+    // Own keys only: a peer's code of '__proto__' or 'constructor' must not reach Object.prototype.
+    const ErrorClass = error.code && Object.hasOwn(byCode, error.code) ? byCode[error.code] : undefined
     if (ErrorClass) return new ErrorClass(error.message)
   }
   return new RemoteError(error.message, error.code, error.name, error.stack)

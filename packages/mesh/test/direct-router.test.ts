@@ -7,7 +7,7 @@ function router(): { router: DirectRouter; retained: Array<Set<string>> } {
   const retained: Array<Set<string>> = []
   const caller = {
     peer: (endpoint: DirectEndpoint) => ({ endpoint }),
-    retain: (keep: Set<string>) => retained.push(keep),
+    retain: (keep: Set<string>, _nodes: Set<string>) => retained.push(keep),
   } as unknown as DirectCaller
   return { router: new DirectRouter(caller), retained }
 }

@@ -1,5 +1,5 @@
 import * as net from 'node:net'
-import { NoSuchMethodError, RemoteError, TimeoutError, WorkerDownError } from '@wmesh/core'
+import { AbortError, NodeDownError, NoSuchMethodError, RemoteError, TimeoutError, WorkerDownError } from '@wmesh/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { DirectCaller, type DirectEndpoint } from '../src/direct-caller.js'
 import { DIRECT } from '../src/direct-protocol.js'
@@ -124,6 +124,29 @@ describe('direct calls between worker threads', () => {
     // The thread ending closes its sockets without goodbye: do the same.
     await server.drain(0)
     await expect(inFlight).rejects.toBeInstanceOf(WorkerDownError)
+  })
+
+  it('fails calls in flight with NodeDownError at once when the view says their node left', async () => {
+    const { endpoint } = await serve()
+    const c = caller()
+    const peer = await linked(c, endpoint)
+    const inFlight = c.call(peer, 'wait', null, 5000, undefined).catch((e: unknown) => e)
+    await vi.waitFor(() => expect(peer.pending.size).toBe(1), until)
+    const started = performance.now()
+    c.retain(new Set(), new Set(['some-other-node']))
+    expect(await inFlight).toBeInstanceOf(NodeDownError)
+    expect(performance.now() - started).toBeLessThan(500)
+  })
+
+  it('rejects an aborted call with AbortError, as the path through the node does', async () => {
+    const { endpoint } = await serve()
+    const c = caller()
+    const peer = await linked(c, endpoint)
+    const controller = new AbortController()
+    const inFlight = c.call(peer, 'wait', null, 5000, controller.signal)
+    controller.abort()
+    await expect(inFlight).rejects.toBeInstanceOf(AbortError)
+    expect(peer.pending.size).toBe(0)
   })
 
   it('drains: new calls are told to go through the nodes while calls in flight finish', async () => {
