@@ -259,9 +259,12 @@ export class WorkerSlot {
         break
       }
       case 'ready':
-        this.direct = message.direct ?? undefined
-        this.#setState('running')
-        logger.info({ worker: this.label, restarts: this.restarts }, 'worker running')
+        // A stop that overtook create(): the thread is on its way out; do not advertise it.
+        if (!this.#stopping) {
+          this.direct = message.direct ?? undefined
+          this.#setState('running')
+          logger.info({ worker: this.label, restarts: this.restarts }, 'worker running')
+        }
         this.#firstStart?.resolve()
         this.#firstStart = undefined
         break
