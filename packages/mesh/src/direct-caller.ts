@@ -197,6 +197,13 @@ export class DirectCaller {
         this.#away.add(peer)
       }
     }
+    // Links kept for their last answers: a node that left takes those calls with it too.
+    for (const peer of this.#away) {
+      if (nodes.has(peer.endpoint.node)) continue
+      this.#away.delete(peer)
+      this.#failAll(peer, true)
+      peer.link?.destroy()
+    }
   }
 
   /** Closes every link; calls in flight fail with `WorkerDownError`. Idempotent. */

@@ -138,6 +138,19 @@ describe('direct calls between worker threads', () => {
     expect(performance.now() - started).toBeLessThan(500)
   })
 
+  it('keeps a link no longer listed for its last answers, and fails them if its node then leaves', async () => {
+    const { endpoint } = await serve()
+    const c = caller()
+    const peer = await linked(c, endpoint)
+    const inFlight = c.call(peer, 'wait', null, 5000, undefined).catch((e: unknown) => e)
+    await vi.waitFor(() => expect(peer.pending.size).toBe(1), until)
+    c.retain(new Set(), new Set(['b']))
+    expect(peer.state).toBe('away')
+    expect(peer.pending.size).toBe(1)
+    c.retain(new Set(), new Set())
+    expect(await inFlight).toBeInstanceOf(NodeDownError)
+  })
+
   it('rejects an aborted call with AbortError, as the path through the node does', async () => {
     const { endpoint } = await serve()
     const c = caller()
