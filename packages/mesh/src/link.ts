@@ -81,6 +81,8 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
   #lastReceived = performance.now()
   /** Bytes received since the last whole frame (or the last progress mark). */
   #partialBytes = 0
+  /** Frames received, to tell a chunk that completed one from a chunk of a large frame. */
+  #frames = 0
   #pings = 0
   #pingTimer: NodeJS.Timeout | undefined
   #livenessTimer: NodeJS.Timeout | undefined
@@ -232,20 +234,20 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
   #onData(chunk: Uint8Array): void {
     // Closing: read on until the peer's FIN, but buffer and deliver nothing.
     if (this.#closed) return
+    const framesBefore = this.#frames
     try {
       this.#decoder.decode(chunk, this.#deliver)
     } catch (error) {
       this.#fault(error as Error, 'bad frame from the peer')
       return
     }
-    // Liveness is a whole frame (see #deliver), or real progress on a large one. Bytes
-    // alone are not: behind a corrupted length header, the peer's pings would be swallowed
-    // into a frame that never ends and keep a dead link alive forever.
-    this.#partialBytes += chunk.length
-    if (this.#partialBytes >= PROGRESS_BYTES) {
-      this.#partialBytes = 0
-      this.#lastReceived = performance.now()
-    }
+    // Liveness is a whole frame, or real progress on a large one. Bytes alone are not:
+    // behind a corrupted length header, the peer's pings would be swallowed into a frame
+    // that never ends and keep a dead link alive forever. One clock read per chunk.
+    if (this.#frames !== framesBefore) this.#partialBytes = 0
+    else if ((this.#partialBytes += chunk.length) < PROGRESS_BYTES) return
+    this.#partialBytes = 0
+    this.#lastReceived = performance.now()
   }
 
   /** Ends the link because of one bad frame (or a throwing listener), with one log line. */
@@ -257,8 +259,7 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
 
   readonly #deliver = (value: unknown): boolean => {
     if (this.#closed) return false
-    this.#lastReceived = performance.now()
-    this.#partialBytes = 0
+    this.#frames++
     if (isInternal(value)) {
       if (value.t === PING) this.#sendInternal({ t: PONG, n: value.n, at: value.at })
       else if (value.t === PONG && typeof value.at === 'number') {
