@@ -109,6 +109,8 @@ export class Connection {
   #idleTimer: ReturnType<typeof setTimeout> | undefined
   /** When the last whole message arrived (only kept with an idleTimeout). */
   #lastMessage = 0
+  /** Messages delivered so far, to tell which chunks completed one. */
+  #delivered = 0
   /** Rejects the pending `connect` promise, if any. */
   #onConnectFailed: ((error: Error) => void) | undefined
 
@@ -275,17 +277,20 @@ export class Connection {
   }
 
   readonly #onData = (chunk: Buffer): void => {
+    const delivered = this.#delivered
     try {
       this.#decoder.decode(chunk, this.#deliver)
     } catch (error) {
       this.fail(error instanceof Error ? error : new ConnectionError(errorMessage(error)))
     }
+    // One clock read per chunk that completed a message, and only with an idleTimeout.
+    if (this.#idleTimeout > 0 && this.#delivered !== delivered) this.#lastMessage = performance.now()
   }
 
   /** Hands one decoded value to `receiveData`; false stops decoding (closed, or the hook threw). */
   readonly #deliver = (value: unknown): boolean => {
     if (this.state !== 'open' || this.#destroyed) return false
-    if (this.#idleTimeout > 0) this.#lastMessage = performance.now()
+    this.#delivered++
     try {
       const result = this.handler.receiveData(value) as unknown
       if (result instanceof Promise) result.catch((error: unknown) => this.fail(this.#hookError('receiveData', error)))
