@@ -13,6 +13,8 @@ export interface DirectEndpoint {
   node: string
   host: string
   port: number
+  /** What its port must prove it is in the handshake (`directIdentity`). */
+  id: string
   /** How to name it in errors, e.g. `echo#0`. */
   label: string
 }
@@ -120,7 +122,7 @@ export class DirectCaller {
    * The peer to call `endpoint` through now, or undefined to go through the nodes this
    * time; starts dialing when there is no link yet.
    */
-  peer(endpoint: DirectEndpoint, key = `${endpoint.host}:${endpoint.port}`): DirectPeer | undefined {
+  peer(endpoint: DirectEndpoint, key = `${endpoint.host}:${endpoint.port}/${endpoint.id}`): DirectPeer | undefined {
     let peer = this.#peers.get(key)
     if (!peer) {
       peer = {
@@ -226,31 +228,38 @@ export class DirectCaller {
       { host, port, tls, connectTimeout: CONNECT_TIMEOUT },
       { role: 'dialer', cluster, secret, localId, localKind: 'node', heartbeatInterval, heartbeatTimeout },
       { logger: this.#logger },
-    ).then(
-      (link) => {
-        if (this.#closed || this.#peers.get(key) !== peer) {
-          link.close()
-          return
-        }
-        peer.link = link
-        peer.state = 'up'
-        peer.wasUp = true
-        peer.failures = 0
-        link.on('message', (raw) => this.#onMessage(peer, raw))
-        link.on('close', (error) => this.#onClose(peer, link, error))
-      },
-      (error: Error & { code?: string }) => {
-        peer.state = 'down'
-        peer.failures++
-        peer.retryAt = Date.now() + Math.min(MAX_RETRY_DELAY, 500 * 2 ** Math.min(peer.failures, 10))
-        // Once per endpoint that never answered (a blocked port); a worker that went away is expected.
-        const level = peer.failures === 1 && !peer.wasUp ? 'info' : 'debug'
-        this.#logger[level](
-          { peer: key, code: error.code },
-          `no direct link to ${peer.endpoint.label} on ${peer.endpoint.node} (${error.message}); calls go through the nodes`,
-        )
-      },
     )
+      .then((link) => {
+        // A stale view: the port is open, but another worker instance (or node) listens on it now.
+        if (link.peerId === peer.endpoint.id) return link
+        link.destroy()
+        throw Object.assign(new Error('its port now belongs to another worker'), { code: 'ERR_STALE_ENDPOINT' })
+      })
+      .then(
+        (link) => {
+          if (this.#closed || this.#peers.get(key) !== peer) {
+            link.close()
+            return
+          }
+          peer.link = link
+          peer.state = 'up'
+          peer.wasUp = true
+          peer.failures = 0
+          link.on('message', (raw) => this.#onMessage(peer, raw))
+          link.on('close', (error) => this.#onClose(peer, link, error))
+        },
+        (error: Error & { code?: string }) => {
+          peer.state = 'down'
+          peer.failures++
+          peer.retryAt = Date.now() + Math.min(MAX_RETRY_DELAY, 500 * 2 ** Math.min(peer.failures, 10))
+          // Once per endpoint that never answered (a blocked port); a worker that went away is expected.
+          const level = peer.failures === 1 && !peer.wasUp ? 'info' : 'debug'
+          this.#logger[level](
+            { peer: key, code: error.code },
+            `no direct link to ${peer.endpoint.label} on ${peer.endpoint.node} (${error.message}); calls go through the nodes`,
+          )
+        },
+      )
   }
 
   #onMessage(peer: DirectPeer, raw: unknown): void {

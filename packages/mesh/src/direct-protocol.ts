@@ -9,6 +9,7 @@
  *   callee -> caller  [OK, id, value] | [ERR, id, SerializedError]
  *   callee -> caller  [GOAWAY]                  stopping: send new calls through the nodes
  */
+import { createHash } from 'node:crypto'
 import type { SerializedError } from './remote-error.js'
 
 export const DIRECT = { CALL: 0, CAST: 1, OK: 2, ERR: 3, GOAWAY: 4 } as const
@@ -62,4 +63,19 @@ export function parseCalleeMessage(v: unknown): DirectMessage | undefined {
 /** A top-level nil is `undefined` on the receiving side, as for calls through the nodes. */
 export function fromWire(value: unknown): unknown {
   return value === null ? undefined : value
+}
+
+/** How a worker instance is named in logs and errors: `echo#0`, or `echo[key]` for a keyed one. */
+export function instanceLabel(name: string, key: string | undefined, instance: number | undefined): string {
+  return key !== undefined ? `${name}[${key}]` : `${name}#${instance ?? 0}`
+}
+
+/**
+ * The id a worker instance's direct port proves in its handshake (the transcript the
+ * secret signs covers it): its node's incarnation and its label, hashed to a fixed length
+ * because keys may be long. A caller checks it, so a stale view whose port now belongs to
+ * another worker (or another node) never reaches the wrong one.
+ */
+export function directIdentity(nodeId: string, label: string): string {
+  return `w.${createHash('sha256').update(`${nodeId}\u0000${label}`).digest('base64url').slice(0, 27)}`
 }

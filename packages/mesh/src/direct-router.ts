@@ -2,6 +2,7 @@ import type { WorkerSelector } from '@wmesh/core'
 import { runsWorker } from './call-all.js'
 import type { NodeEntry, WorkerEntry } from './cluster-protocol.js'
 import type { DirectCaller, DirectEndpoint, DirectPeer } from './direct-caller.js'
+import { directIdentity, instanceLabel } from './direct-protocol.js'
 
 const MAX_CACHED_ROUTES = 1024
 
@@ -11,7 +12,27 @@ export interface DirectoryNode {
   name: string
   /** Address to dial its workers' direct ports at. */
   host: string
-  workers: Array<Pick<WorkerEntry, 'name' | 'key' | 'instance' | 'state' | 'methods' | 'direct'>>
+  workers: DirectoryWorker[]
+}
+
+export type DirectoryWorker = Pick<WorkerEntry, 'name' | 'key' | 'instance' | 'state' | 'methods' | 'direct'> & {
+  /** What its direct port must prove it is (`directIdentity`); set with `direct`. */
+  directId?: string
+}
+
+/** Identities already worked out, by node id and label: a view changes far more often than its workers. */
+const identities = new Map<string, string>()
+const MAX_CACHED_IDENTITIES = 4096
+
+function identityOf(nodeId: string, label: string): string {
+  const key = `${nodeId}\u0000${label}`
+  let id = identities.get(key)
+  if (id === undefined) {
+    if (identities.size >= MAX_CACHED_IDENTITIES) identities.clear()
+    id = directIdentity(nodeId, label)
+    identities.set(key, id)
+  }
+  return id
 }
 
 /** The directory a node sends its threads: every node of its view, itself included. */
@@ -31,6 +52,7 @@ export function directoryOf(entries: NodeEntry[], hostOf: (entry: NodeEntry) => 
         state,
         methods,
         direct,
+        directId: direct === undefined ? undefined : identityOf(entry.id, instanceLabel(name, key, instance)),
       })),
     })
   }
@@ -61,7 +83,7 @@ export class DirectRouter {
     const keep = new Set<string>()
     for (const node of nodes) {
       if (node.id === self) continue
-      for (const w of node.workers) if (w.direct !== undefined) keep.add(`${node.host}:${w.direct}`)
+      for (const w of node.workers) if (w.direct !== undefined) keep.add(peerKey(node.host, w))
     }
     this.caller.retain(keep, new Set(nodes.map((n) => n.name)))
   }
@@ -109,21 +131,27 @@ export class DirectRouter {
       if (node.id === this.#self || !node.workers.some((w) => runsWorker(w, name, key))) continue
       targets.push(
         node.workers
-          .filter((w) => runsWorker(w, name, key) && w.direct !== undefined)
+          .filter((w) => runsWorker(w, name, key) && w.direct !== undefined && w.directId !== undefined)
           .map((w) => ({
             endpoint: {
               node: node.name,
               host: node.host,
               port: w.direct as number,
-              label: w.key !== undefined ? `${name}[${w.key}]` : `${name}#${w.instance ?? 0}`,
+              id: w.directId as string,
+              label: instanceLabel(name, w.key, w.instance),
             },
-            peerKey: `${node.host}:${w.direct}`,
+            peerKey: peerKey(node.host, w),
             methods: w.methods,
           })),
       )
     }
     return { nodes: targets, turn: 0 }
   }
+}
+
+/** One link per worker instance: a port reused by another instance is another peer. */
+function peerKey(host: string, w: DirectoryWorker): string {
+  return `${host}:${w.direct}/${w.directId}`
 }
 
 interface Target {

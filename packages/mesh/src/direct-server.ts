@@ -8,6 +8,8 @@ import { type SerializedError, serializeError } from './remote-error.js'
 
 /** How a worker thread's direct links are authenticated: the same secret and cluster as its node's links. */
 export interface DirectInit {
+  /** Id (name:incarnation) of the node the thread belongs to. */
+  nodeId: string
   cluster: string
   secret: Uint8Array
   tls: boolean
@@ -34,6 +36,8 @@ export interface DirectServerComponents {
  */
 export class DirectServer {
   readonly #init: DirectInit
+  /** What this port proves it is in the handshake (`directIdentity`). */
+  readonly #identity: string
   readonly #components: DirectServerComponents
   readonly #server: Server
   readonly #links = new Set<Link>()
@@ -41,8 +45,9 @@ export class DirectServer {
   #draining = false
   port = 0
 
-  private constructor(init: DirectInit, components: DirectServerComponents) {
+  private constructor(init: DirectInit, identity: string, components: DirectServerComponents) {
     this.#init = init
+    this.#identity = identity
     this.#components = components
     this.#server = createLinkServer(
       init.tls ? init : undefined,
@@ -56,9 +61,9 @@ export class DirectServer {
     this.#server.maxConnections = 4096
   }
 
-  /** Listens on an ephemeral port of `init.host`. */
-  static async listen(init: DirectInit, components: DirectServerComponents): Promise<DirectServer> {
-    const server = new DirectServer(init, components)
+  /** Listens on an ephemeral port of `init.host`, as the worker instance `identity` (`directIdentity`). */
+  static async listen(init: DirectInit, identity: string, components: DirectServerComponents): Promise<DirectServer> {
+    const server = new DirectServer(init, identity, components)
     await new Promise<void>((resolve, reject) => {
       server.#server.once('error', (error: NodeJS.ErrnoException) =>
         reject(new ListenError(`cannot listen for direct calls on ${init.host}: ${error.code ?? error.message}`)),
@@ -106,7 +111,15 @@ export class DirectServer {
     const { cluster, secret, heartbeatInterval, heartbeatTimeout } = this.#init
     Link.establish(
       socket,
-      { role: 'acceptor', cluster, secret, localId: 'direct', localKind: 'node', heartbeatInterval, heartbeatTimeout },
+      {
+        role: 'acceptor',
+        cluster,
+        secret,
+        localId: this.#identity,
+        localKind: 'node',
+        heartbeatInterval,
+        heartbeatTimeout,
+      },
       { logger: this.#components.logger },
     ).then(
       (link) => {

@@ -390,6 +390,7 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
     if (secret === undefined || !this.config.directCalls) return
     const [host] = splitHostPort(this.config.listen)
     this.#pool.enableDirectCalls({
+      nodeId: this.id,
       cluster: this.config.cluster,
       secret,
       tls: this.config.tls,

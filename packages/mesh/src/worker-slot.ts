@@ -4,6 +4,7 @@ import { WorkerDownError, type WorkerInfo } from '@wmesh/core'
 import type { Logger } from 'pino'
 import { Backoff } from './backoff.js'
 import type { RestartPolicy } from './config.js'
+import { instanceLabel } from './direct-protocol.js'
 import { PortBatch } from './port-batch.js'
 import { rebuildError, type SerializedError } from './remote-error.js'
 import type { FromThread, ThreadInit, ThreadRequest, ToThread } from './thread-protocol.js'
@@ -110,7 +111,7 @@ export class WorkerSlot {
   }
 
   get label(): string {
-    return this.spec.key !== undefined ? `${this.name}[${this.spec.key}]` : `${this.name}#${this.spec.instance ?? 0}`
+    return instanceLabel(this.name, this.spec.key, this.spec.instance)
   }
 
   info(): WorkerInfo {
@@ -206,8 +207,8 @@ export class WorkerSlot {
       instance: this.spec.instance,
       logLevel,
       callTimeout,
-      // Unique per thread: a link handshake refuses a peer claiming the acceptor's own id.
-      direct: direct && { ...direct, localId: `${node}/${this.label}/${randomBytes(4).toString('hex')}` },
+      // Unique per thread, and bounded (keys may be long): a handshake refuses a peer claiming its own id.
+      direct: direct && { ...direct, localId: `${direct.nodeId}/t.${randomBytes(6).toString('hex')}` },
     }
     this.#setState('starting')
     const thread = new Thread(THREAD_ENTRY, { workerData: init, stdout: true })

@@ -9,6 +9,7 @@ import { type MessagePort, parentPort, workerData } from 'node:worker_threads'
 import { NoSuchMethodError, packValue, startWorker, Worker, type WorkerClass, type WorkerHandle } from '@wmesh/core'
 import { pino } from 'pino'
 import { DirectCaller } from './direct-caller.js'
+import { directIdentity, instanceLabel } from './direct-protocol.js'
 import { DirectRouter } from './direct-router.js'
 import { DirectServer } from './direct-server.js'
 import { PortBatch } from './port-batch.js'
@@ -126,7 +127,8 @@ async function main(): Promise<void> {
   const listenDirect = async (): Promise<number | undefined> => {
     if (!init.direct) return undefined
     try {
-      direct = await DirectServer.listen(init.direct, { logger, hasMethod, invoke, castFailed })
+      const identity = directIdentity(init.direct.nodeId, instanceLabel(name, init.key, init.instance))
+      direct = await DirectServer.listen(init.direct, identity, { logger, hasMethod, invoke, castFailed })
       return direct.port
     } catch (error) {
       logger.warn({ err: error }, `no direct calls to this worker: ${(error as Error).message}`)

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
+import type { NodeEntry } from '../src/cluster-protocol.js'
 import type { DirectCaller, DirectEndpoint } from '../src/direct-caller.js'
-import { type DirectoryNode, DirectRouter } from '../src/direct-router.js'
+import { directIdentity } from '../src/direct-protocol.js'
+import { type DirectoryNode, DirectRouter, directoryOf } from '../src/direct-router.js'
 
 /** A caller whose every link is up: `peer` returns the endpoint it was asked for. */
 function router(): { router: DirectRouter; retained: Array<Set<string>> } {
@@ -19,6 +21,7 @@ const worker = (name: string, direct: number | undefined, extra: Partial<Directo
   state: 'running' as const,
   methods: ['echo'],
   direct,
+  directId: direct === undefined ? undefined : `id-${direct}`,
   ...extra,
 })
 
@@ -35,10 +38,10 @@ describe('DirectRouter', () => {
     const { router: r, retained } = router()
     r.update('a:1', nodes)
     expect([...(retained[0] ?? [])].sort()).toEqual([
-      '10.0.0.2:7101',
-      '10.0.0.2:7102',
-      '10.0.0.3:7201',
-      '10.0.0.3:7202',
+      '10.0.0.2:7101/id-7101',
+      '10.0.0.2:7102/id-7102',
+      '10.0.0.3:7201/id-7201',
+      '10.0.0.3:7202/id-7202',
     ])
     const ports = Array.from({ length: 8 }, () => portOf(r.route('echo', {}, 'echo')))
     expect(ports.filter((p) => p === 7201)).toHaveLength(4)
@@ -78,5 +81,30 @@ describe('DirectRouter', () => {
       { id: 'b:1', name: 'b', host: '10.0.0.2', workers: [worker('echo', 7101, { state: 'backoff' })] },
     ])
     expect(r.route('echo', {}, 'echo')).toBeUndefined()
+  })
+})
+
+describe('directoryOf', () => {
+  it('names each direct port by the identity its worker instance proves: node incarnation and label', () => {
+    const entry = {
+      id: 'b:2',
+      name: 'b',
+      workers: [
+        { name: 'echo', key: undefined, instance: 1, state: 'running', methods: ['echo'], direct: 7101 },
+        { name: 'keyed', key: 'k'.repeat(500), instance: undefined, state: 'running', methods: [], direct: 7102 },
+        { name: 'local', key: undefined, instance: 0, state: 'running', methods: [], direct: undefined },
+      ],
+    } as unknown as NodeEntry
+    const [node] = directoryOf([entry], () => '10.0.0.2')
+    const ids = node?.workers.map((w) => w.directId)
+    expect(ids).toEqual([
+      directIdentity('b:2', 'echo#1'),
+      directIdentity('b:2', `keyed[${'k'.repeat(500)}]`),
+      undefined,
+    ])
+    // A new incarnation of the node, or another instance, proves another identity; any key fits a handshake id.
+    expect(ids?.[0]).not.toBe(directIdentity('b:1', 'echo#1'))
+    expect(ids?.[0]).not.toBe(directIdentity('b:2', 'echo#0'))
+    expect(ids?.[1]?.length).toBeLessThanOrEqual(30)
   })
 })

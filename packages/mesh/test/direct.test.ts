@@ -2,11 +2,12 @@ import * as net from 'node:net'
 import { AbortError, NodeDownError, NoSuchMethodError, RemoteError, TimeoutError, WorkerDownError } from '@wmesh/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { DirectCaller, type DirectEndpoint } from '../src/direct-caller.js'
-import { DIRECT } from '../src/direct-protocol.js'
+import { DIRECT, directIdentity } from '../src/direct-protocol.js'
 import { type DirectInit, DirectServer } from '../src/direct-server.js'
 import { LogCapture, silent } from './helpers.js'
 
 const init: DirectInit = {
+  nodeId: 'b:1',
   cluster: 'test',
   secret: Buffer.from('direct test secret'),
   tls: false,
@@ -15,6 +16,7 @@ const init: DirectInit = {
   heartbeatTimeout: 400,
 }
 const until = { timeout: 10_000, interval: 5 }
+const IDENTITY = directIdentity('b:1', 'echo#0')
 const owned: Array<{ close(): void }> = []
 afterEach(() => {
   for (const thing of owned.splice(0)) thing.close()
@@ -47,7 +49,7 @@ async function serve(): Promise<Served> {
       calls.push(String(arg))
     },
   }
-  const server = await DirectServer.listen(init, {
+  const server = await DirectServer.listen(init, IDENTITY, {
     logger: silent,
     hasMethod: (m) => m in methods,
     invoke: (m, arg) => (methods[m] as (arg: unknown) => unknown)(arg),
@@ -56,7 +58,7 @@ async function serve(): Promise<Served> {
   owned.push({ close: () => void server.drain(0) })
   return {
     server,
-    endpoint: { node: 'b', host: '127.0.0.1', port: server.port, label: 'echo#0' },
+    endpoint: { node: 'b', host: '127.0.0.1', port: server.port, id: IDENTITY, label: 'echo#0' },
     calls,
     release: () => release(),
   }
@@ -183,6 +185,27 @@ describe('direct calls between worker threads', () => {
     expect(c.peer(endpoint)).toBeUndefined()
     await vi.waitFor(() => expect(logs.lines.some((l) => /no direct link/.test(String(l.msg)))).toBe(true), until)
     expect(c.peer(endpoint)).toBeUndefined()
+  })
+
+  it('never calls a port that now belongs to another worker (a stale view): its calls go through the nodes', async () => {
+    const { endpoint, server } = await serve()
+    const logs = new LogCapture()
+    const { pino } = await import('pino')
+    const c = caller({}, pino({ level: 'info' }, logs))
+    // The view still lists echo#1 at this port, but echo#0 listens there now.
+    const stale = { ...endpoint, id: directIdentity('b:1', 'echo#1'), label: 'echo#1' }
+    expect(c.peer(stale)).toBeUndefined()
+    await vi.waitFor(
+      () =>
+        expect(
+          logs.lines.some((l) => /echo#1 on b \(its port now belongs to another worker\)/.test(String(l.msg))),
+        ).toBe(true),
+      until,
+    )
+    expect(c.peer(stale)).toBeUndefined()
+    // The caller holds no link to it, while the right endpoint still links.
+    expect((await linked(c, endpoint)).endpoint.id).toBe(endpoint.id)
+    expect(server.port).toBe(stale.port)
   })
 
   it('closes a link that sends a malformed message, and keeps serving others', async () => {
