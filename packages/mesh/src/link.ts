@@ -244,8 +244,10 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
     // Liveness is a whole frame, or real progress on a large one. Bytes alone are not:
     // behind a corrupted length header, the peer's pings would be swallowed into a frame
     // that never ends and keep a dead link alive forever. One clock read per chunk.
-    if (this.#frames !== framesBefore) this.#partialBytes = 0
-    else if ((this.#partialBytes += chunk.length) < PROGRESS_BYTES) return
+    if (this.#frames === framesBefore) {
+      this.#partialBytes += chunk.length
+      if (this.#partialBytes < PROGRESS_BYTES) return
+    }
     this.#partialBytes = 0
     this.#lastReceived = performance.now()
   }
