@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url'
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads'
 import { NoSuchMethodError, packValue, startWorker, Worker, type WorkerClass, type WorkerHandle } from '@wmesh/core'
 import { pino } from 'pino'
+import { BurstLog } from './burst-log.js'
 import { DirectCaller } from './direct-caller.js'
 import { directIdentity, instanceLabel } from './direct-protocol.js'
 import { DirectRouter } from './direct-router.js'
@@ -104,8 +105,15 @@ async function main(): Promise<void> {
     const worker = handle?.worker as unknown as Record<string, (arg: unknown) => unknown>
     return (worker[method] as (arg: unknown) => unknown).call(worker, arg)
   }
+  // Nobody waits for a cast, so its failure is a log line; a method that throws on every
+  // cast of a flood must not turn into a line per cast.
+  const castFailures = new BurstLog(
+    logger,
+    (method, n, last, seconds) => `cast ${method} threw ${n} more times in ${seconds} s (last: ${last})`,
+    (method, n) => ({ method, failed: n }),
+  )
   const castFailed = (method: string, error: unknown): void => {
-    logger.warn({ err: error, method }, `cast ${method} threw: ${(error as Error)?.message}`)
+    castFailures.warn(method, { err: error, method }, `cast ${method} threw: ${(error as Error)?.message}`)
   }
 
   const serve = async (id: number, method: string, arg: Uint8Array, cast: boolean): Promise<void> => {

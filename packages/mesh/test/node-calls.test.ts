@@ -12,7 +12,7 @@ import {
   type WorkerInfo,
 } from '@wmesh/core'
 import { ConfigError, MeshNode } from '@wmesh/mesh'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { fixtures, startNode } from './helpers.js'
 
 const echo = join(fixtures, 'echo-worker.mjs')
@@ -74,6 +74,20 @@ describe('calls on one node', () => {
     const { node: n } = await node({ workers: { echo: { file: echo } } })
     await expect(n.worker('echo').call('sleep', 2000, { timeout: 50 })).rejects.toBeInstanceOf(TimeoutError)
     expect(await n.worker('echo').call('echo', 'still here')).toBe('still here')
+  })
+
+  it('logs a cast that throws, but a flood of them as a few lines', async () => {
+    const { node: n, logs } = await node({ workers: { echo: { file: echo, restart: fast } } })
+    const ref = n.worker('echo')
+    for (let i = 0; i < 50; i++) await ref.cast('fail', `cast ${i}`)
+    // A thread handles its messages in order and its log lines keep that order.
+    await ref.call('warn', 'after the casts')
+    await vi.waitFor(() => expect(logs.lines.some((l) => l.msg === 'after the casts')).toBe(true), {
+      timeout: 10_000,
+      interval: 5,
+    })
+    const failures = logs.lines.filter((l) => String(l.msg).startsWith('cast fail threw'))
+    expect(failures.map((l) => l.msg)).toEqual([0, 1, 2, 3, 4].map((i) => `cast fail threw: cast ${i}`))
   })
 
   it('fails a call in flight at once when its worker crashes, then restarts the worker after its backoff', async () => {
