@@ -2,7 +2,7 @@
  * Writes docs/configuration.md, the configuration reference, from the code itself:
  *
  * - every key, type, constraint, default and description from `nodeConfigSchema`
- *   (packages/mesh/src/config.ts) through zod's JSON Schema export;
+ *   (packages/mesh/src/config.ts) through valibot's JSON Schema export (@valibot/to-json-schema);
  * - the environment variables `loadNodeConfig` reads, found by probing it: each candidate
  *   `WMESH_<KEY>` / `WMESH_<FLAG>` is set to a bad value in an empty directory, and it counts
  *   only if loading then fails naming that variable, or changes the configuration;
@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isDeepStrictEqual } from 'node:util'
+import { toJsonSchema } from '@valibot/to-json-schema'
 import { createProgram } from '@wmesh/cli'
 import { ConfigError, loadNodeConfig, type NodeConfig, nodeConfigSchema } from '@wmesh/mesh'
 
@@ -28,7 +29,7 @@ import { ConfigError, loadNodeConfig, type NodeConfig, nodeConfigSchema } from '
 export const REFERENCE_FILE = 'docs/configuration.md'
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 
-/** The subset of JSON Schema that zod emits for the config schema. */
+/** The subset of JSON Schema that @valibot/to-json-schema emits for the config schema. */
 export interface JsonSchema {
   type?: 'string' | 'integer' | 'number' | 'boolean' | 'array' | 'object'
   description?: string
@@ -216,7 +217,14 @@ async function probeConversion(
 
 /** Collects the configuration schema, the variables `loadNodeConfig` reads, and the CLI's commands and flags. */
 export async function loadConfigSurface(): Promise<ConfigSurface> {
-  const schema = nodeConfigSchema.toJSONSchema({ io: 'input' }) as JsonSchema
+  const schema = toJsonSchema(nodeConfigSchema, {
+    target: 'draft-2020-12',
+    // Input side: a key with a default is optional. The actions JSON Schema has no word for are
+    // left out: `finite` (JSON numbers are finite) and the schedule's cron-or-every check, which
+    // the descriptions of `cron` and `every` state. Cast: JsonSchema is the subset read below.
+    typeMode: 'input',
+    ignoreActions: ['finite', 'check'],
+  }) as JsonSchema
   const keys: ConfigKey[] = []
   collectKeys(schema, '', keys)
   const topLevel = keys.filter((k) => k.section === '')

@@ -30,7 +30,7 @@ describe('docs/configuration.md', () => {
         .split('\n')
         .find((line) => line.startsWith(`| \`${key.name}\` |`) && line.includes(key.schema.description ?? ''))
       expect(row, `a row for ${key.path}`).toBeDefined()
-      expect(key.schema.description, `${key.path} has a .describe()`).toBeTruthy()
+      expect(key.schema.description, `${key.path} has a v.description()`).toBeTruthy()
       if (key.schema.default !== undefined) expect(row).toContain(`\`${JSON.stringify(key.schema.default)}\``)
     }
   })

@@ -2,7 +2,7 @@ import { constants } from 'node:fs'
 import { access, readFile, stat } from 'node:fs/promises'
 import { dirname, extname, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { ConfigError, describeConfigProblem, type NodeConfig, nodeConfigSchema, parseNodeConfig } from './config.js'
+import { ConfigError, checkNodeConfig, type NodeConfig, parseNodeConfig } from './config.js'
 
 /** Settings given on the command line; each overrides the environment and the config file. */
 export interface ConfigFlags {
@@ -104,13 +104,12 @@ export async function loadNodeConfig(options: LoadConfigOptions = {}): Promise<L
   }
 
   // The file alone was valid, so a problem here is in an override: name its variable or flag.
-  const result = nodeConfigSchema.safeParse({ ...fileInput, ...overrides })
+  const result = checkNodeConfig({ ...fileInput, ...overrides })
   if (!result.success) {
-    const key = result.error.issues[0]?.path[0]
-    const source = (typeof key === 'string' && sources.get(key as Key)) || file || 'configuration'
-    throw new ConfigError(describeConfigProblem(result.error, source))
+    const source = (result.key !== undefined && sources.get(result.key as Key)) || file || 'configuration'
+    throw new ConfigError(result.describe(source))
   }
-  const config = result.data
+  const config = result.output
 
   const fileDir = file === undefined ? cwd : dirname(file)
   const baseOf = (key: Key) => (sources.has(key) ? cwd : fileDir)

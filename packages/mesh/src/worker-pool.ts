@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { InvalidArgumentError, NoSuchWorkerError, packValue, type WorkerInfo } from '@wmesh/core'
 import type { Logger } from 'pino'
+import * as v from 'valibot'
 import type { NodeEntry, ServiceEntry, WorkerEntry } from './cluster-protocol.js'
 import { ConfigError, type NodeConfig, restartSchema } from './config.js'
 import type { ToThread } from './thread-protocol.js'
@@ -208,7 +209,7 @@ export class WorkerPool {
   }
 
   #addSlot(spec: Omit<SlotSpec, 'restart'>): WorkerSlot {
-    const restart = restartSchema.parse(spec.name ? (this.#init.workers[spec.name]?.restart ?? {}) : {})
+    const restart = v.parse(restartSchema, spec.name ? (this.#init.workers[spec.name]?.restart ?? {}) : {})
     const slot = new WorkerSlot({ ...spec, restart }, this.#slotComponents)
     // Until its module reports a name, a directory slot is filed under its path.
     const list = this.#slots.get(slot.name) ?? []

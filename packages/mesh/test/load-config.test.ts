@@ -155,6 +155,27 @@ describe('loadNodeConfig', () => {
       expect(await configError(load())).toBe(`${path}: unknown key "workers.w.instance"`)
     })
 
+    it('every unknown key of an object, not only the first', async () => {
+      const path = await put('wmesh.config.json', { lisen: '1.2.3.4:5', jion: [] })
+      expect(await configError(load())).toBe(`${path}: unknown key "lisen", "jion"`)
+    })
+
+    it('a list where a map belongs, and a missing required key', async () => {
+      const path = await put('wmesh.config.json', { workers: [] })
+      expect(await configError(load())).toBe(`${path}: key "workers": expected record`)
+      await put('wmesh.config.json', { schedules: [{ worker: 'w', every: 5 }] })
+      expect(await configError(load())).toBe(`${path}: key "schedules.0.method": expected string`)
+      await put('wmesh.config.json', { workers: { w: { restart: [] } } })
+      expect(await configError(load())).toBe(`${path}: key "workers.w.restart": expected object`)
+    })
+
+    it('a worker name that a plain object cannot hold', async () => {
+      const path = await put('wmesh.config.json', '{ "workers": { "__proto__": { "instances": 1 } } }')
+      expect(await configError(load())).toBe(`${path}: key "workers.__proto__": __proto__ cannot be a worker name`)
+      await put('wmesh.config.json', { workers: { constructor: {} } })
+      expect(await configError(load())).toBe(`${path}: key "workers.constructor": constructor cannot be a worker name`)
+    })
+
     it('a value of the wrong type', async () => {
       const path = await put('wmesh.config.json', { mdns: 'yes' })
       expect(await configError(load())).toBe(`${path}: key "mdns": expected boolean`)
