@@ -168,7 +168,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     this.#sync.listening(addresses, this.port)
     this.updateSelf()
     this.#timers.push(setInterval(() => this.#sync.broadcastDigest(), DIGEST_INTERVAL))
-    this.#timers.push(setInterval(() => this.#dialer.redialLost(), 1000))
+    this.#timers.push(setInterval(() => this.#dialer.redial(), 1000))
     const discovery = new Discovery(
       {
         cluster: this.#init.cluster,

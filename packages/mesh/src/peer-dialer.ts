@@ -38,11 +38,15 @@ interface DialState {
 
 const MAX_REDIAL_DELAY = 30_000
 const REDIAL_FOR = 24 * 60 * 60 * 1000
+/** A proposed address that did not answer is redialed at its backoff while proposed this recently. */
+const CANDIDATE_FOR = 60_000
 
 /**
  * Dials what discovery proposes and the peers the cluster has lost, one dial per address
- * at a time, with exponential backoff and jitter after failures. Never dials this node
- * itself or an address it already has a link to; gives up on a lost peer after a day.
+ * at a time, with exponential backoff and jitter after failures. A proposed address that
+ * did not answer (a seed started after this node) is redialed at its backoff, not only
+ * when discovery proposes it again. Never dials this node itself or an address it already
+ * has a link to; gives up on a lost peer after a day.
  */
 export class PeerDialer {
   readonly #init: PeerDialerInit
@@ -53,6 +57,8 @@ export class PeerDialer {
   readonly #selfAddresses = new Set<string>()
   /** Where lost peers were, to keep redialing them. */
   readonly #lost = new Map<string, { since: number; name: string }>()
+  /** Proposed addresses not linked yet, and when discovery last proposed each. */
+  readonly #proposed = new Map<string, number>()
 
   constructor(init: PeerDialerInit, components: PeerDialerComponents) {
     this.#init = init
@@ -65,6 +71,7 @@ export class PeerDialer {
     if (this.#components.stopping()) return
     if (candidate.nodeId === this.#init.id) return
     if (candidate.nodeId && this.#components.links.has(candidate.nodeId)) return
+    this.#proposed.set(`${candidate.host}:${candidate.port}`, Date.now())
     this.#dial(candidate.host, candidate.port)
   }
 
@@ -80,9 +87,13 @@ export class PeerDialer {
     for (const [address, lost] of this.#lost) if (lost.name === name) this.#lost.delete(address)
   }
 
-  /** Redials the lost peers whose backoff has passed; called every second. */
-  redialLost(): void {
+  /** Redials the lost peers and unanswered candidates whose backoff has passed; called every second. */
+  redial(): void {
     const now = Date.now()
+    for (const [address, proposedAt] of this.#proposed) {
+      if (now - proposedAt > CANDIDATE_FOR) this.#proposed.delete(address)
+      else this.#dialAddress(address)
+    }
     // Dial states of addresses nobody proposes any more (no failure for an hour) go.
     for (const [address, state] of this.#dials) {
       if (!state.inFlight && now - state.nextAt > 60 * 60 * 1000) this.#dials.delete(address)
@@ -92,9 +103,13 @@ export class PeerDialer {
         this.#lost.delete(address)
         continue
       }
-      const at = address.lastIndexOf(':')
-      this.#dial(address.slice(0, at), Number(address.slice(at + 1)))
+      this.#dialAddress(address)
     }
+  }
+
+  #dialAddress(address: string): void {
+    const at = address.lastIndexOf(':')
+    this.#dial(address.slice(0, at), Number(address.slice(at + 1)))
   }
 
   /** Seeds usually list every node, this one included: never dial ourselves. */
@@ -106,12 +121,19 @@ export class PeerDialer {
     return (listen === '0.0.0.0' || listen === '::') && /^(127\.|::1$|localhost$)/.test(host)
   }
 
-  #dial(host: string, port: number): void {
-    const address = `${host}:${port}`
-    if (this.#selfAddresses.has(address) || this.#isSelf(host, port)) return
+  #linkedAt(host: string, port: number): boolean {
     for (const link of this.#components.links.values()) {
       const entry = this.#components.registry.get(link.peerId)
-      if (entry && entry.port === port && entry.addresses.includes(host)) return
+      if (entry && entry.port === port && entry.addresses.includes(host)) return true
+    }
+    return false
+  }
+
+  #dial(host: string, port: number): void {
+    const address = `${host}:${port}`
+    if (this.#selfAddresses.has(address) || this.#isSelf(host, port) || this.#linkedAt(host, port)) {
+      this.#proposed.delete(address)
+      return
     }
     const state = this.#dials.get(address) ?? { inFlight: false, failures: 0, nextAt: 0 }
     this.#dials.set(address, state)
@@ -121,6 +143,7 @@ export class PeerDialer {
       (link) => {
         state.inFlight = false
         state.failures = 0
+        this.#proposed.delete(address)
         this.#components.adopt(link)
       },
       (error: Error & { code?: string }) => {
