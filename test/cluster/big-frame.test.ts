@@ -31,3 +31,23 @@ describe('a call whose frame exceeds the link limit', () => {
     expect({ timeout: error instanceof TimeoutError, fast: took < 1000 }).toEqual({ timeout: false, fast: true })
   })
 })
+
+describe('a cast whose frame exceeds the link limit', () => {
+  it('is refused at once with the real error, and the node keeps serving', async () => {
+    const { secretFile } = tempCluster()
+    const [pa, pb] = await freePorts(2)
+    const base = { mdns: false, secretFile, logLevel: 'warn' as const }
+    const logger = pino({ level: 'silent' })
+    const a = new MeshNode({ ...base, name: 'a', listen: `127.0.0.1:${pa}`, join: [`127.0.0.1:${pb}`] }, { logger })
+    const b = new MeshNode({ ...base, name: 'b', listen: `127.0.0.1:${pb}`, workers: { echo } }, { logger })
+    nodes.push(a, b)
+    await Promise.all([a.start(), b.start()])
+    await untilRunningOn(a, 'b', 'echo')
+    const error = await a
+      .worker('echo')
+      .cast('echo', Buffer.alloc(17 * 1024 * 1024))
+      .catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'ERR_FRAME_TOO_LARGE' })
+    expect(await a.worker('echo').call('echo', 'still linked')).toBe('still linked')
+  })
+})

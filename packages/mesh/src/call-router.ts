@@ -36,7 +36,7 @@ export interface CallRouterComponents {
   /** The node's view of the cluster, itself included. */
   registry: Pick<Registry, 'nodes' | 'get' | 'byName'>
   /** Sends calls and operations to other nodes. */
-  cluster: Pick<Cluster, 'call' | 'op'>
+  cluster: Pick<Cluster, 'call' | 'cast' | 'op'>
   /** This node's worker instances. */
   pool: Pick<WorkerPool, 'slotsOf' | 'hasModule' | 'remove'>
   /** This node's result caches. */
@@ -170,14 +170,8 @@ export class CallRouter {
   cast(name: string, selector: WorkerSelector, method: string, arg: Uint8Array, anyNode: boolean): void {
     const route = this.#route(name, selector, method, anyNode)
     if ('remote' in route) {
-      void this.#cluster.call(route.remote.id, {
-        target: name,
-        key: selector.key,
-        method,
-        arg,
-        timeout: this.#init.callTimeout,
-        cast: true,
-      })
+      // Throws (to the caster) what keeps it from leaving: a value too large, a full queue.
+      this.#cluster.cast(route.remote.id, { target: name, key: selector.key, method, arg, timeout: 0 })
       return
     }
     route.local.dispatch(this.#nextCallId++, method, arg, true, undefined)

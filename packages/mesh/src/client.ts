@@ -23,7 +23,14 @@ import {
 } from '@wmesh/core'
 import { type Logger, pino } from 'pino'
 import { callOnEachNode, nodesRunning } from './call-all.js'
-import { type ClusterMessage, type ClusterOp, PROTOCOL_VERSION, parseClusterMessage } from './cluster-protocol.js'
+import {
+  type ClusterMessage,
+  type ClusterOp,
+  checkWireName,
+  checkWorkerRef,
+  PROTOCOL_VERSION,
+  parseClusterMessage,
+} from './cluster-protocol.js'
 import { type Candidate, Discovery } from './discovery.js'
 import type { Link } from './link.js'
 import { dialLink } from './link-dial.js'
@@ -173,10 +180,12 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   worker(name: string, selector: WorkerSelector = {}): WorkerRef {
+    checkWorkerRef(name, selector.key)
     const client = this
     const timeoutOf = (options: WaitOptions) => options.timeout ?? this.#options.callTimeout ?? 10_000
     return {
       async call<T>(method: string, arg?: unknown, options: CallOptions = {}): Promise<T> {
+        checkWireName('method', method)
         if (selector.node === 'all') return (await client.#callAll(name, selector, method, arg, options)) as T
         const timeout = timeoutOf(options)
         const bytes = await client.#request(
@@ -197,6 +206,7 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
         return unpackTop(bytes) as T
       },
       async cast(method: string, arg?: unknown): Promise<void> {
+        checkWireName('method', method)
         const link = await client.#ensureLink()
         link.send({
           t: 'call',
@@ -230,6 +240,7 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   async newWorker(name: string, options: NewWorkerOptions): Promise<WorkerInfo> {
+    checkWorkerRef(name, options.key)
     const bytes = await this.#op(
       { op: 'newWorker', target: name, key: options.key, data: packValue(options.data) },
       options.timeout ?? this.#options.callTimeout ?? 10_000,

@@ -2,7 +2,7 @@
  * What nodes (and clients) say to each other over an authenticated link. Every message is
  * validated after decoding: authentication proves who sent it, not that it is well formed.
  */
-import type { WorkerInfo } from '@wmesh/core'
+import { InvalidArgumentError, type WorkerInfo } from '@wmesh/core'
 import type { SerializedError } from './remote-error.js'
 
 /** Protocol version carried in handshakes and mDNS adverts. */
@@ -88,6 +88,22 @@ export type ClusterOp =
 
 const MAX_NAME = 200
 const MAX_LIST = 10_000
+
+/**
+ * Refuses, at the caller, a worker name, key or method longer than peers accept: they drop
+ * such a message as malformed, which would leave the caller waiting for its timeout.
+ */
+export function checkWireName(what: string, value: string | undefined): void {
+  if (typeof value === 'string' && value.length > MAX_NAME) {
+    throw new InvalidArgumentError(`${what} is ${value.length} characters long; at most ${MAX_NAME} cross the network`)
+  }
+}
+
+/** `checkWireName` for a worker reference's name and key. */
+export function checkWorkerRef(name: string, key: string | undefined): void {
+  checkWireName('worker name', name)
+  checkWireName('worker key', key)
+}
 
 const isString = (v: unknown, max = MAX_NAME): v is string => typeof v === 'string' && v.length <= max
 const isOptString = (v: unknown): v is string | undefined => v === undefined || v === null || isString(v)

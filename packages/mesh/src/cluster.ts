@@ -199,6 +199,11 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     return this.#requests.call(peerId, call)
   }
 
+  /** Sends a cast to a peer now; throws what keeps it from leaving. */
+  cast(peerId: string, call: Omit<Extract<ClusterMessage, { t: 'call' }>, 't' | 'id' | 'cast'>): void {
+    this.#requests.cast(peerId, call)
+  }
+
   /** Sends an operation to a peer; resolves to its encoded result. */
   op(peerId: string, op: ClusterOp, timeout: number, node?: string): Promise<Uint8Array> {
     return this.#requests.op(peerId, op, timeout, node)

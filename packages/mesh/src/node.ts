@@ -18,7 +18,7 @@ import {
 import type { Logger } from 'pino'
 import { CallRouter } from './call-router.js'
 import { Cluster } from './cluster.js'
-import type { ClusterOp, NodeEntry } from './cluster-protocol.js'
+import { type ClusterOp, checkWorkerRef, type NodeEntry } from './cluster-protocol.js'
 import { ConfigError, type NodeConfig, type NodeConfigInput, parseNodeConfig } from './config.js'
 import { directoryOf } from './direct-router.js'
 import { type NodeIdentity, newIdentity } from './identity.js'
@@ -214,6 +214,7 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   worker(name: string, selector: WorkerSelector = {}): WorkerRef {
+    checkWorkerRef(name, selector.key)
     const node = this
     return {
       async call<T>(method: string, arg?: unknown, options: CallOptions = {}): Promise<T> {
@@ -244,6 +245,7 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
     if (typeof options.key !== 'string' || options.key.length === 0) {
       throw new InvalidArgumentError(`newWorker(${name}) needs a non-empty string key`)
     }
+    checkWorkerRef(name, options.key)
     const target = options.node === undefined ? undefined : this.#router.nodeByName(options.node)
     if (target && target.id !== this.id) {
       const bytes = await this.#cluster.op(

@@ -1,6 +1,6 @@
 import { NodeDownError, TimeoutError } from '@wmesh/core'
 import type { Logger } from 'pino'
-import type { ClusterMessage, ClusterOp } from './cluster-protocol.js'
+import { type ClusterMessage, type ClusterOp, checkWireName } from './cluster-protocol.js'
 import type { Link } from './link.js'
 import { rebuildError, relayError, type SerializedError } from './remote-error.js'
 
@@ -45,12 +45,28 @@ export class RemoteRequests {
 
   /** Sends a call to a peer; resolves to its encoded result. */
   call(peerId: string, call: Omit<Extract<ClusterMessage, { t: 'call' }>, 't' | 'id'>): Promise<Uint8Array> {
+    try {
+      checkWireName('method', call.method)
+    } catch (error) {
+      return Promise.reject(error)
+    }
     return this.#request(
       peerId,
       (id) => ({ t: 'call', id, ...call }),
       call.cast ? undefined : call.timeout,
       `${call.target}.${call.method}`,
     )
+  }
+
+  /**
+   * Sends a cast to a peer now. Throws what keeps it from leaving (no link, a value too
+   * large for a frame, a full queue): a cast has no promise anyone would be waiting on.
+   */
+  cast(peerId: string, call: Omit<Extract<ClusterMessage, { t: 'call' }>, 't' | 'id' | 'cast'>): void {
+    checkWireName('method', call.method)
+    const link = this.#components.links.get(peerId)
+    if (!link) throw new NodeDownError(`no link to ${peerId}`)
+    link.send({ t: 'call', id: this.#nextId++, ...call, cast: true } satisfies ClusterMessage)
   }
 
   /** Sends an operation to a peer; resolves to its encoded result. */

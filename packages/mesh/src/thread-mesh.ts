@@ -15,6 +15,7 @@ import {
   type WorkerSelector,
 } from '@wmesh/core'
 import { waitWithDeadline } from '@wmesh/core/internal'
+import { checkWorkerRef } from './cluster-protocol.js'
 import type { DirectRouter } from './direct-router.js'
 import { rebuildError, type SerializedError } from './remote-error.js'
 import type { FromThread, ThreadRequest } from './thread-protocol.js'
@@ -110,6 +111,7 @@ export class ThreadMesh implements Mesh {
   }
 
   worker(name: string, selector: WorkerSelector = {}): WorkerRef {
+    checkWorkerRef(name, selector.key)
     const target = name
     const mesh = this
     return {

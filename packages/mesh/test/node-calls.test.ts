@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
+  InvalidArgumentError,
   NodeStoppingError,
   NoSuchMethodError,
   NoSuchWorkerError,
@@ -163,6 +164,22 @@ describe('calls on one node', () => {
     await n.worker('echo', { key: 'k1' }).delete()
     await expect(n.worker('echo', { key: 'k1' }).call('whoami')).rejects.toBeInstanceOf(NoSuchWorkerError)
     expect((await n.workers()).map((w) => w.key)).toEqual([undefined])
+  })
+
+  it('refuses at once a key longer than other nodes accept (they would drop its messages)', async () => {
+    const { node: n } = await node({ workers: { echo: { file: echo } } })
+    const long = 'k'.repeat(201)
+    await expect(n.newWorker('echo', { key: long })).rejects.toThrow(
+      new InvalidArgumentError('worker key is 201 characters long; at most 200 cross the network'),
+    )
+    expect(() => n.worker('echo', { key: long })).toThrow(InvalidArgumentError)
+    // A worker's own references are checked the same way.
+    const relayed = await n
+      .worker('echo')
+      .call('relay', { worker: 'echo', method: 'echo', arg: 1, key: long })
+      .catch((e: unknown) => e)
+    expect(relayed).toMatchObject({ remoteName: 'InvalidArgumentError' })
+    expect((await n.newWorker('echo', { key: 'k'.repeat(200) })).key).toHaveLength(200)
   })
 
   it('keeps a result cache in the node that survives a restart of the worker', async () => {
