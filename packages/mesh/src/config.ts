@@ -24,16 +24,26 @@ const workerName = v.pipe(
   v.regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/, 'expected a worker name: letters, digits, _ . - (max 128)'),
 )
 
+/** A plain object, as JSON and object literals make: not an array, a Map, a Date or a class instance. */
+function isPlainObject(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
 /**
- * `schema` (an object or record schema), except that an array is not taken for an object:
- * valibot reads `[]` as `{}` (open-circle/valibot#1630); a config that gives a list where a
- * map belongs is a mistake to report.
+ * `schema` (an object or record schema), except that only a plain object is taken for an
+ * object: valibot reads `[]` as `{}` (open-circle/valibot#1630) and a Map as an empty
+ * record; a config that gives a list or a Map where a map of keys belongs is a mistake to
+ * report, not a config without workers.
  */
 function objectOnly<TSchema extends v.GenericSchema>(schema: TSchema): TSchema {
   return v._standardSchema<TSchema>({
     ...schema,
     '~run'(dataset, config) {
-      if (!Array.isArray(dataset.value)) return schema['~run'](dataset, config)
+      // Not an object at all: the schema itself reports the type.
+      const value = dataset.value
+      if (typeof value !== 'object' || value === null || isPlainObject(value)) return schema['~run'](dataset, config)
       v._addIssue(this, 'type', dataset, config)
       // Now a failure dataset; valibot's own schemas cast the same way after _addIssue.
       return dataset as unknown as v.OutputDataset<v.InferOutput<TSchema>, v.InferIssue<TSchema>>

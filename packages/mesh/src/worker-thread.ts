@@ -113,7 +113,9 @@ async function main(): Promise<void> {
     (method, n) => ({ method, failed: n }),
   )
   const castFailed = (method: string, error: unknown): void => {
-    castFailures.warn(method, { err: error, method }, `cast ${method} threw: ${(error as Error)?.message}`)
+    // Method names come from the wire: unknown ones share one window, or each would get its own.
+    const key = hasMethod(method) ? method : '(no such method)'
+    castFailures.warn(key, { err: error, method }, `cast ${method} threw: ${(error as Error)?.message}`)
   }
 
   const serve = async (id: number, method: string, arg: Uint8Array, cast: boolean): Promise<void> => {

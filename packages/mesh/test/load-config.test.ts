@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ConfigError } from '../src/config.js'
+import { ConfigError, parseNodeConfig } from '../src/config.js'
 import { type LoadConfigOptions, loadNodeConfig } from '../src/load-config.js'
 
 let dir: string
@@ -167,6 +167,23 @@ describe('loadNodeConfig', () => {
       expect(await configError(load())).toBe(`${path}: key "schedules.0.method": expected string`)
       await put('wmesh.config.json', { workers: { w: { restart: [] } } })
       expect(await configError(load())).toBe(`${path}: key "workers.w.restart": expected object`)
+    })
+
+    it('a Map, a Date or a class instance where a map of keys belongs (from a .js config)', () => {
+      const problem = (input: unknown) => {
+        try {
+          parseNodeConfig(input, 'c.mjs')
+          return 'accepted'
+        } catch (error) {
+          return (error as ConfigError).message
+        }
+      }
+      expect(problem({ workers: new Map([['echo', { file: 'x.mjs' }]]) })).toBe('c.mjs: key "workers": expected record')
+      expect(problem({ workers: { echo: { restart: new Date() } } })).toBe(
+        'c.mjs: key "workers.echo.restart": expected object',
+      )
+      expect(problem(new (class Config {})())).toBe('c.mjs: expected object')
+      expect(problem({ workers: Object.assign(Object.create(null), { echo: {} }) })).toBe('accepted')
     })
 
     it('a worker name that a plain object cannot hold', async () => {
