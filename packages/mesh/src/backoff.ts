@@ -5,11 +5,16 @@ import type { RestartPolicy } from './config.js'
  * `maxDelay`, starting over once an instance has stayed up for `resetAfter`.
  */
 export class Backoff {
-  readonly #policy: RestartPolicy
+  #policy: RestartPolicy
   /** Crashes since the instance last stayed up for `resetAfter`. */
   consecutive = 0
 
   constructor(policy: RestartPolicy) {
+    this.#policy = policy
+  }
+
+  /** Applies `policy` from the next crash on (the count of crashes so far is kept). */
+  use(policy: RestartPolicy): void {
     this.#policy = policy
   }
 

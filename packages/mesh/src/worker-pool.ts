@@ -4,7 +4,7 @@ import { InvalidArgumentError, NoSuchWorkerError, packValue, type WorkerInfo } f
 import type { Logger } from 'pino'
 import * as v from 'valibot'
 import type { NodeEntry, ServiceEntry, WorkerEntry } from './cluster-protocol.js'
-import { ConfigError, type NodeConfig, restartSchema } from './config.js'
+import { ConfigError, type NodeConfig, type RestartPolicy, restartSchema } from './config.js'
 import type { ToThread } from './thread-protocol.js'
 import { type SlotComponents, type SlotSpec, WorkerSlot } from './worker-slot.js'
 
@@ -195,6 +195,8 @@ export class WorkerPool {
       return
     }
     this.#files.set(name, file)
+    // Its name was unknown when the first slot was made: so was its configured policy.
+    first.useRestartPolicy(this.#restartPolicy(name))
     const instances = this.#init.workers[name]?.instances ?? 1
     if (instances === 0) {
       this.remove(first)
@@ -208,9 +210,13 @@ export class WorkerPool {
     await Promise.all(more)
   }
 
+  /** The restart policy configured for worker `name` (defaults where none is). */
+  #restartPolicy(name: string | undefined): RestartPolicy {
+    return v.parse(restartSchema, name ? (this.#init.workers[name]?.restart ?? {}) : {})
+  }
+
   #addSlot(spec: Omit<SlotSpec, 'restart'>): WorkerSlot {
-    const restart = v.parse(restartSchema, spec.name ? (this.#init.workers[spec.name]?.restart ?? {}) : {})
-    const slot = new WorkerSlot({ ...spec, restart }, this.#slotComponents)
+    const slot = new WorkerSlot({ ...spec, restart: this.#restartPolicy(spec.name) }, this.#slotComponents)
     // Until its module reports a name, a directory slot is filed under its path.
     const list = this.#slots.get(slot.name) ?? []
     list.push(slot)

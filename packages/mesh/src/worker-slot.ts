@@ -97,6 +97,11 @@ export class WorkerSlot {
     return this.spec.key
   }
 
+  /** Restarts after the next crash follow `policy` (a directory slot learns its worker's policy on load). */
+  useRestartPolicy(policy: RestartPolicy): void {
+    this.#backoff.use(policy)
+  }
+
   get running(): boolean {
     return this.state === 'running'
   }
