@@ -40,6 +40,8 @@ const MAX_REDIAL_DELAY = 30_000
 const REDIAL_FOR = 24 * 60 * 60 * 1000
 /** A proposed address that did not answer is redialed at its backoff while proposed this recently. */
 const CANDIDATE_FOR = 60_000
+/** Addresses remembered with the node they led to (a bound: addresses come from the network). */
+const MAX_REACHED = 4096
 
 /**
  * Dials what discovery proposes and the peers the cluster has lost, one dial per address
@@ -59,6 +61,12 @@ export class PeerDialer {
   readonly #lost = new Map<string, { since: number; name: string }>()
   /** Proposed addresses not linked yet, and when discovery last proposed each. */
   readonly #proposed = new Map<string, number>()
+  /**
+   * The node each dialed address led to. A seed may name a node by an address its entry
+   * does not list (a loopback or NAT address, a second interface): without this, every
+   * re-proposal would dial it again and make a duplicate link to close.
+   */
+  readonly #reached = new Map<string, string>()
 
   constructor(init: PeerDialerInit, components: PeerDialerComponents) {
     this.#init = init
@@ -122,6 +130,8 @@ export class PeerDialer {
   }
 
   #linkedAt(host: string, port: number): boolean {
+    const reached = this.#reached.get(`${host}:${port}`)
+    if (reached !== undefined && this.#components.links.has(reached)) return true
     for (const link of this.#components.links.values()) {
       const entry = this.#components.registry.get(link.peerId)
       if (entry && entry.port === port && entry.addresses.includes(host)) return true
@@ -144,6 +154,8 @@ export class PeerDialer {
         state.inFlight = false
         state.failures = 0
         this.#proposed.delete(address)
+        if (this.#reached.size >= MAX_REACHED) this.#reached.clear()
+        this.#reached.set(address, link.peerId)
         this.#components.adopt(link)
       },
       (error: Error & { code?: string }) => {

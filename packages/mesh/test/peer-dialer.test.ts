@@ -11,12 +11,13 @@ afterEach(() => {
 function dialer() {
   const dials: string[] = []
   const adopted: Link[] = []
+  const links = new Map<string, Link>()
   const state = { answering: false }
   const d = new PeerDialer(
     { id: 'self:1', listenHost: '127.0.0.1' },
     {
       logger: silent,
-      links: new Map(),
+      links,
       registry: { get: () => undefined },
       self: () => ({ addresses: ['127.0.0.1'], port: 7000 }),
       dial: (host, port) => {
@@ -24,11 +25,14 @@ function dialer() {
         if (state.answering) return Promise.resolve({ peerId: 'b:1' } as Link)
         return Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ERR_CONNECT' }))
       },
-      adopt: (link) => adopted.push(link),
+      adopt: (link) => {
+        adopted.push(link)
+        links.set(link.peerId, link)
+      },
       stopping: () => false,
     },
   )
-  return { d, dials, adopted, state }
+  return { d, dials, adopted, links, state }
 }
 
 /** Runs the cluster's one-second redial tick `n` times, letting each dial settle. */
@@ -43,7 +47,7 @@ async function ticks(d: PeerDialer, n: number): Promise<void> {
 describe('PeerDialer', () => {
   it('redials a proposed seed that did not answer at its backoff, without waiting for discovery', async () => {
     vi.useFakeTimers()
-    const { d, dials, adopted, state } = dialer()
+    const { d, dials, adopted, links, state } = dialer()
     d.onCandidate({ host: '127.0.0.1', port: 7001, source: 'seed' })
     await vi.advanceTimersByTimeAsync(0)
     expect(dials).toEqual(['127.0.0.1:7001'])
@@ -55,10 +59,17 @@ describe('PeerDialer', () => {
     state.answering = true
     await ticks(d, 10)
     expect(adopted).toHaveLength(1)
-    // Linked: no more dials until discovery proposes it again.
+    // Linked: no more dials, even when discovery proposes the address again, though the
+    // node's entry (unknown here) does not list it: the dialer remembers where it led.
     const linkedAfter = dials.length
     await ticks(d, 40)
+    for (let i = 0; i < 5; i++) d.onCandidate({ host: '127.0.0.1', port: 7001, source: 'seed' })
+    await ticks(d, 2)
     expect(dials.length).toBe(linkedAfter)
+    // Once that link is gone, a proposal dials again.
+    links.clear()
+    d.onCandidate({ host: '127.0.0.1', port: 7001, source: 'seed' })
+    expect(dials.length).toBe(linkedAfter + 1)
   })
 
   it('stops redialing a candidate discovery no longer proposes', async () => {
