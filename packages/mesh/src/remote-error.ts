@@ -24,8 +24,25 @@ export interface SerializedError {
 const MAX_MESSAGE = 2000
 const MAX_STACK = 8000
 
-/** Turns any thrown value into a `SerializedError`. */
+/**
+ * Turns any thrown value into a `SerializedError`. Never throws: a method may throw
+ * anything (an object without a prototype, an error whose getters throw), and failing to
+ * describe it must not take its worker down.
+ */
 export function serializeError(error: unknown, remote: boolean): SerializedError {
+  try {
+    return describeThrown(error, remote)
+  } catch {
+    return { code: undefined, name: 'Error', message: `${typeName(error)} thrown`, stack: undefined, remote }
+  }
+}
+
+/** `[object Object]`-style name of a value, which works for any value. */
+function typeName(value: unknown): string {
+  return Object.prototype.toString.call(value)
+}
+
+function describeThrown(error: unknown, remote: boolean): SerializedError {
   if (error instanceof RemoteError && remote) {
     // A method that let a RemoteError through: keep the original remote description.
     return { code: error.remoteCode, name: error.remoteName, message: error.message, stack: error.remoteStack, remote }
@@ -34,13 +51,15 @@ export function serializeError(error: unknown, remote: boolean): SerializedError
     const code = (error as { code?: unknown }).code
     return {
       code: typeof code === 'string' ? code : undefined,
-      name: error.name,
-      message: error.message.slice(0, MAX_MESSAGE),
-      stack: error.stack?.slice(0, MAX_STACK),
+      name: String(error.name),
+      message: String(error.message).slice(0, MAX_MESSAGE),
+      stack: typeof error.stack === 'string' ? error.stack.slice(0, MAX_STACK) : undefined,
       remote,
     }
   }
-  return { code: undefined, name: 'Error', message: String(error).slice(0, MAX_MESSAGE), stack: undefined, remote }
+  // String() throws for an object without a prototype (no toString).
+  const text = typeof error === 'object' && error !== null && !('toString' in error) ? typeName(error) : String(error)
+  return { code: undefined, name: 'Error', message: text.slice(0, MAX_MESSAGE), stack: undefined, remote }
 }
 
 const byCode: Record<string, new (message: string) => WmeshError> = {
