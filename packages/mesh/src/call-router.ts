@@ -232,9 +232,12 @@ export class CallRouter {
     const slots = this.#pool.slotsOf(name).filter((s) => selector.key === undefined || s.key === selector.key)
     const onlyNode = selector.node === undefined ? undefined : this.nodeByName(selector.node)
     if (slots.length > 0 && (!onlyNode || onlyNode.id === this.#init.id)) {
-      for (const slot of slots) this.#pool.remove(slot)
+      // Forgotten at once: a new instance with the same key may start (and cache) while these stop.
+      for (const slot of slots) {
+        this.#pool.remove(slot)
+        this.#results.drop(slot.name, slot.key)
+      }
       await Promise.all(slots.map((s) => s.stop(this.#init.shutdownTimeout)))
-      for (const slot of slots) this.#results.drop(slot.name, slot.key)
       this.#onChange()
       return
     }

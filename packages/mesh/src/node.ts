@@ -6,6 +6,7 @@ import {
   InvalidArgumentError,
   type Mesh,
   type NewWorkerOptions,
+  NodeStoppingError,
   packValue,
   type ResolveServiceOptions,
   type ServiceInfo,
@@ -62,6 +63,7 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   #scheduler: Scheduler | undefined
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new'
   #stopped: Promise<void> | undefined
+  #starting: Promise<void> | undefined
   #publishScheduled = false
   #directoryScheduled = false
   /** What worker threads' requests are served with: this node, on encoded values. */
@@ -97,6 +99,8 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
           logSink: logSinkOf(root),
           onRequest: (_slot, request, respond, id) => serveThreadRequest(this.#threadHost, request, respond, id),
           onCache: (slot, key, value) => {
+            // A deleted instance still stopping must not write into its successor's cache.
+            if (!this.#pool.has(slot)) return
             if (value) this.#results.set(slot.name, slot.key, key, value)
             else this.#results.delete(slot.name, slot.key, key)
           },
@@ -171,15 +175,29 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error(`node ${this.name} was already started`)
     this.#state = 'starting'
+    this.#starting = this.#start()
+    return this.#starting
+  }
+
+  /** Throws once `stop()` has been called during `start()`; the stop cleans up. */
+  #checkStillStarting(): void {
+    if (this.#state !== 'starting') throw new NodeStoppingError(`node ${this.name} was stopped while starting`)
+  }
+
+  async #start(): Promise<void> {
     try {
       const secret = await this.#readSecret()
+      this.#checkStillStarting()
       this.#enableDirectCalls(secret)
       await this.#pool.start()
+      this.#checkStillStarting()
       this.#scheduler = new Scheduler(this.config.schedules, (s) => this.#runSchedule(s), this.logger)
       this.#scheduler.start()
       this.#cluster.updateSelf()
       await this.#startCluster(secret)
+      this.#checkStillStarting()
     } catch (error) {
+      if (this.#state !== 'starting') throw new NodeStoppingError(`node ${this.name} was stopped while starting`)
       this.#scheduler?.stop()
       await this.#pool.stop(2000)
       await this.#cluster.stop('start failed')
@@ -435,17 +453,25 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
       this.#state = 'stopped'
       return
     }
+    const wasStarting = this.#state === 'starting'
     this.#state = 'stopping'
     const deadline = Date.now() + this.config.shutdownTimeout
+    // Kept for stopping the workers, however long calls in flight take.
+    const reserve = Math.min(1000, this.config.shutdownTimeout / 2)
+    if (wasStarting) {
+      // Workers still in create() are stopped, which lets start() see the stop and give up.
+      await this.#pool.stop(Math.max(reserve, deadline - Date.now()))
+      await this.#starting?.catch(() => {})
+    }
     this.#scheduler?.stop()
     // Peers stop routing new calls here, while the link stays up for answers in flight.
     this.#cluster.updateSelf()
     const inFlight = this.#router.inFlight
     if (inFlight > 0) {
       this.logger.info({ inFlight }, `stopping: waiting for ${inFlight} calls in flight`)
-      await this.#router.idle(Math.max(0, deadline - Date.now()))
+      await this.#router.idle(Math.max(0, deadline - reserve - Date.now()))
     }
-    await this.#pool.stop(Math.max(1000, deadline - Date.now()))
+    await this.#pool.stop(Math.max(reserve, deadline - Date.now()))
     await this.#cluster.stop()
     this.#state = 'stopped'
     this.logger.info(`node ${this.name} stopped`)

@@ -42,6 +42,7 @@ export class WorkerPool {
   readonly #onChange: () => void
   readonly #slotComponents: SlotComponents
   readonly #slots = new Map<string, WorkerSlot[]>()
+  #stopping = false
   /** Module file of each worker name, for `newWorker`. */
   readonly #files = new Map<string, string>()
   /** Servers published by this node's workers, by slot. */
@@ -84,6 +85,7 @@ export class WorkerPool {
    */
   async start(): Promise<void> {
     for (const [name, options] of Object.entries(this.#init.workers)) {
+      if (this.#stopping) return
       if (!options.file) continue
       this.#files.set(name, options.file)
       const starts: Array<Promise<void>> = []
@@ -103,6 +105,7 @@ export class WorkerPool {
       }
     }
     await Promise.all(starts)
+    if (this.#stopping) return
     for (const name of Object.keys(this.#init.workers)) {
       if (!this.#files.has(name)) {
         throw new ConfigError(
@@ -114,6 +117,8 @@ export class WorkerPool {
 
   /** Stops every instance, each within `timeout` ms. */
   async stop(timeout: number): Promise<void> {
+    // A start still under way adds no more instances.
+    this.#stopping = true
     await Promise.all(this.allSlots().map((slot) => slot.stop(timeout)))
   }
 
@@ -132,6 +137,13 @@ export class WorkerPool {
     const slot = this.#addSlot({ file, name, key, instance: undefined, args: data })
     await slot.start()
     return slot.info()
+  }
+
+  /** True while `slot` is one of this pool's instances (not removed). */
+  has(slot: WorkerSlot): boolean {
+    // Searched everywhere: a directory slot stays filed under its path until it runs.
+    for (const list of this.#slots.values()) if (list.includes(slot)) return true
+    return false
   }
 
   /** Forgets an instance and the servers it published (stopping it is the caller's). */
@@ -181,8 +193,10 @@ export class WorkerPool {
 
   /** A module from workersDir: its name is known once loaded; then its configured instance count applies. */
   async #startFromDirectory(file: string): Promise<void> {
+    if (this.#stopping) return
     const first = this.#addSlot({ file, name: undefined, key: undefined, instance: 0, args: undefined })
     await first.start()
+    if (this.#stopping) return
     const name = first.name
     const known = this.#files.get(name)
     if (known !== undefined && known !== file) {
@@ -221,6 +235,8 @@ export class WorkerPool {
     const list = this.#slots.get(slot.name) ?? []
     list.push(slot)
     this.#slots.set(slot.name, list)
+    // Listed from now on: a worker still in create() shows as starting.
+    this.#onChange()
     return slot
   }
 

@@ -180,6 +180,7 @@ export class WorkerSlot {
     const thread = this.#thread
     if (!thread) {
       this.#setState('stopped')
+      this.#settleFirstStart()
       return
     }
     this.#setState('stopping')
@@ -194,6 +195,11 @@ export class WorkerSlot {
     }, timeout)
     await exited
     clearTimeout(timer)
+  }
+
+  #settleFirstStart(): void {
+    this.#firstStart?.resolve()
+    this.#firstStart = undefined
   }
 
   #setState(state: WorkerInfo['state']): void {
@@ -314,6 +320,8 @@ export class WorkerSlot {
     if (this.#stopping) {
       if (this.#loadFailed) this.lastExit = reason
       this.#setState(this.#loadFailed ? 'failed' : 'stopped')
+      // Stopped before its create() finished: whoever awaits start() learns it is stopped.
+      this.#settleFirstStart()
       return
     }
     this.lastExit = reason
@@ -335,8 +343,7 @@ export class WorkerSlot {
     }
     this.#setState('backoff')
     // The first start is settled by a crash too: the node is up, supervision carries on.
-    this.#firstStart?.resolve()
-    this.#firstStart = undefined
+    this.#settleFirstStart()
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined
       if (this.#stopping) return
