@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { cells, ok, oneErrorLine, startWmesh, tableLines, type WmeshResult, wmesh } from './fixtures/cli/run-wmesh.js'
 import { type LoopbackCluster, loopbackCluster } from './support/cluster.js'
 import { exampleWorkers, freePorts, meshFixtures } from './support/node-process.js'
@@ -367,5 +367,33 @@ describe('wmesh stop', () => {
     const stopped = await run('stop', '--all', '--json')
     expect(json<Array<{ node: string }>>(ok(stopped)).map((s) => s.node)).toEqual(['n2', 'n1'])
     expect(await Promise.all(cluster.nodes.map((n) => n.exited))).toEqual([0, 0, 0])
+  })
+})
+
+describe('wmesh stop, a node that does not answer', () => {
+  let frozen: LoopbackCluster | undefined
+  afterAll(async () => {
+    frozen?.nodes[1]?.child.kill('SIGCONT')
+    await frozen?.stop()
+  })
+
+  it('exits 6 with one line when the node neither answers nor leaves in time', async () => {
+    frozen = await loopbackCluster([{ echo }, { echo }])
+    const client = await frozen.client()
+    await vi.waitFor(async () => expect((await client.nodes()).length).toBe(2), { timeout: 10_000, interval: 20 })
+    frozen.nodes[1]?.child.kill('SIGSTOP')
+    const result = await wmesh([
+      'stop',
+      '--node',
+      'n2',
+      '--timeout',
+      '1500',
+      '--join',
+      frozen.seeds[0] as string,
+      '--secret-file',
+      frozen.secretFile,
+    ])
+    expect(result.code).toBe(6)
+    expect(oneErrorLine(result)).toMatch(/^wmesh: .*(timed out|did not leave).*1500 ms/)
   })
 })

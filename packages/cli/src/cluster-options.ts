@@ -36,12 +36,17 @@ export const DEFAULT_CONNECT_TIMEOUT = 5000
 /** Secret file `wmesh init` writes, used when nothing else names one. */
 const INIT_SECRET_FILE = 'wmesh.secret'
 
+/** Longest wait an option may ask for: timers take 2^31-1 ms, and calls add a second of slack. */
+export const MAX_MILLISECONDS = 2_147_483_647 - 1000
+
 /** Parses a positive number of milliseconds for an option. */
 export function milliseconds(value: string): number {
   const n = Number(value)
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n <= 0) {
     throw new UsageError(`expected a positive number of milliseconds, got "${value}"`)
   }
+  if (n > MAX_MILLISECONDS)
+    throw new UsageError(`expected at most ${MAX_MILLISECONDS} ms (about 24 days), got ${value}`)
   return n
 }
 

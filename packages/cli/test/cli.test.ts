@@ -99,6 +99,12 @@ describe('wmesh', () => {
     expect(result.code).toBe(2)
     expect(oneErrorLine(result.stderr)).toContain("unknown option '--lisen'")
   })
+
+  it('exits 2 with one line for a wait longer than a timer can hold', async () => {
+    const result = await wmesh(['call', 'echo', 'echo', '1', '--timeout', '3000000000', '--join', '127.0.0.1:1'])
+    expect(result.code).toBe(2)
+    expect(oneErrorLine(result.stderr)).toContain('expected at most 2147482647 ms')
+  })
 })
 
 describe('wmesh init', () => {

@@ -48,6 +48,8 @@ function departure(client: MeshClient, node: NodeInfo, timeout: number): { left:
 async function stopOne(client: MeshClient, node: NodeInfo, options: StopOptions): Promise<StoppedRow> {
   const started = performance.now()
   const { left, cancel } = departure(client, node, options.timeout)
+  // Awaited below unless the stop request fails first: its rejection must not go unhandled.
+  left.catch(() => {})
   try {
     await client.stopNode(node.id, options.reason, { timeout: options.timeout })
   } catch (error) {
