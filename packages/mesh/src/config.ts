@@ -18,6 +18,7 @@ const milliseconds = v.pipe(intFrom(0), v.maxValue(MAX_MS))
 const hostPort = v.pipe(
   v.string(),
   v.regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected HOST:PORT (IPv6 as [::1]:PORT)'),
+  v.check((text) => Number(text.slice(text.lastIndexOf(':') + 1)) <= 65_535, 'expected a port from 0 to 65535'),
 )
 const workerName = v.pipe(
   v.string(),

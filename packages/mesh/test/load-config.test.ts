@@ -193,6 +193,13 @@ describe('loadNodeConfig', () => {
       expect(await configError(load())).toBe(`${path}: key "workers.constructor": constructor cannot be a worker name`)
     })
 
+    it('a port out of range', async () => {
+      const path = await put('wmesh.config.json', { listen: '127.0.0.1:99999' })
+      expect(await configError(load())).toBe(`${path}: key "listen": expected a port from 0 to 65535`)
+      await put('wmesh.config.json', { join: ['10.0.0.1:7946', 'h:65536'] })
+      expect(await configError(load())).toBe(`${path}: key "join.1": expected a port from 0 to 65535`)
+    })
+
     it('a value of the wrong type', async () => {
       const path = await put('wmesh.config.json', { mdns: 'yes' })
       expect(await configError(load())).toBe(`${path}: key "mdns": expected boolean`)
