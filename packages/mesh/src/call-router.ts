@@ -131,8 +131,7 @@ export class CallRouter {
     } catch (error) {
       return Promise.reject(error)
     }
-    // Node timers turn delays above 2^31-1 ms into 1 ms; a timeout from the wire may be anything.
-    const limit = Math.min(timeout ?? this.#init.callTimeout, 2_147_483_647)
+    const limit = wholeMs(timeout ?? this.#init.callTimeout)
     if ('remote' in route) {
       const call = { target: name, key: selector.key, method, arg, timeout: limit, cast: false }
       return this.#track(this.#cluster.call(route.remote.id, call))
@@ -324,4 +323,14 @@ export class CallRouter {
       if (--this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake()
     })
   }
+}
+
+/**
+ * A timeout as the timers and the wire take it: whole ms (peers refuse a fraction), at most
+ * 2^31-1 (timers turn more into 1 ms). What is not a number acts as 1 ms, as in a timer;
+ * a timeout from the wire or from JavaScript callers may be anything.
+ */
+function wholeMs(timeout: unknown): number {
+  if (typeof timeout !== 'number' || Number.isNaN(timeout)) return 1
+  return Math.min(Math.max(Math.ceil(timeout), 0), 2_147_483_647)
 }
