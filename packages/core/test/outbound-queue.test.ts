@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import {
   FrameDecodeError,
   FrameDecoder,
+  FrameTooLargeError,
   msgpackCodec,
   rawCodec,
   unpackFrame,
@@ -57,19 +58,19 @@ describe('OutboundQueue', () => {
   it('flushes a large batch early instead of holding it for the whole tick', () => {
     const { socket, writes } = fakeSocket()
     const queue = new OutboundQueue(socket)
-    for (let i = 0; i < 10; i++) rawCodec.write(Buffer.alloc(64 * 1024), queue, 0)
+    for (let i = 0; i < 10; i++) rawCodec.write(Buffer.alloc(64 * 1024), queue, 1 << 20)
     expect(writes.length).toBeGreaterThanOrEqual(2)
   })
 
   it('reports backpressure above the high-water mark and refuses above the hard limit', () => {
     const { socket } = fakeSocket()
     const queue = new OutboundQueue(socket, { highWaterMark: 10, maxQueuedBytes: 20 })
-    rawCodec.write(Buffer.alloc(5), queue, 0)
+    rawCodec.write(Buffer.alloc(5), queue, 1 << 20)
     expect(queue.writable).toBe(true)
-    rawCodec.write(Buffer.alloc(5), queue, 0)
+    rawCodec.write(Buffer.alloc(5), queue, 1 << 20)
     expect(queue.writable).toBe(false)
-    rawCodec.write(Buffer.alloc(10), queue, 0)
-    expect(() => rawCodec.write(Buffer.alloc(1), queue, 0)).toThrow(WriteQueueFullError)
+    rawCodec.write(Buffer.alloc(10), queue, 1 << 20)
+    expect(() => rawCodec.write(Buffer.alloc(1), queue, 1 << 20)).toThrow(WriteQueueFullError)
     expect(queue.bufferedBytes).toBe(20)
   })
 
@@ -77,7 +78,7 @@ describe('OutboundQueue', () => {
     const { socket } = fakeSocket(15)
     const queue = new OutboundQueue(socket, { highWaterMark: 10, maxQueuedBytes: 20 })
     expect(queue.writable).toBe(false)
-    expect(() => rawCodec.write(Buffer.alloc(6), queue, 0)).toThrow(WriteQueueFullError)
+    expect(() => rawCodec.write(Buffer.alloc(6), queue, 1 << 20)).toThrow(WriteQueueFullError)
   })
 })
 
@@ -153,5 +154,43 @@ describe('msgpack codec', () => {
     expect(() => unpackFrame(Uint8Array.of(0x81, 0xa1, 0x61, 0x91, 0xc1))).toThrow(FrameDecodeError)
     // The byte inside a string or bin payload is data, not the marker.
     expect(Buffer.from(unpackFrame(Uint8Array.of(0xc4, 0x01, 0xc1)) as Uint8Array)).toEqual(Buffer.from([0xc1]))
+  })
+
+  it('the raw codec refuses one sendData larger than maxFrameSize, as the msgpack codec does', () => {
+    const { socket } = fakeSocket()
+    const queue = new OutboundQueue(socket)
+    expect(() => rawCodec.write(Buffer.alloc(1025), queue, 1024)).toThrow(FrameTooLargeError)
+    expect(queue.bufferedBytes).toBe(0)
+    rawCodec.write(Buffer.alloc(1024), queue, 1024)
+    expect(queue.bufferedBytes).toBe(1024)
+  })
+
+  it('refuses the marker however deeply it is nested, as a bad frame and not a stack overflow', () => {
+    const depth = 3000
+    const nested = Buffer.alloc(depth + 1, 0x91)
+    nested[depth] = 0xc1
+    const thrown = (() => {
+      try {
+        return unpackFrame(nested)
+      } catch (error) {
+        return error
+      }
+    })()
+    // msgpackr itself may refuse the depth; either way it is a FrameDecodeError.
+    expect(thrown).toBeInstanceOf(FrameDecodeError)
+  })
+
+  // Quoting a 16 MiB value to report one byte too many took seconds, blocking the thread.
+  it('refuses bytes left after the value at once, however large the value', { timeout: 2000 }, () => {
+    const size = 16 * 1024 * 1024
+    const frame = Buffer.alloc(5 + size + 1)
+    frame[0] = 0xc6
+    frame.writeUInt32BE(size, 1)
+    expect(() => unpackFrame(frame)).toThrow(
+      new FrameDecodeError(
+        `frame of ${frame.length} bytes is not one valid MessagePack value: 1 bytes after the value`,
+      ),
+    )
+    expect(() => unpackFrame(Uint8Array.of(0x01, 0x02))).toThrow(FrameDecodeError)
   })
 })
