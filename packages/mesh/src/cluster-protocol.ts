@@ -152,6 +152,9 @@ export function isNodeEntry(v: unknown): v is NodeEntry {
     isString(v.id) &&
     isString(v.name) &&
     isString(v.incarnation) &&
+    // Neither part may hold the separator, or one id would read as two names.
+    !v.name.includes(':') &&
+    !v.incarnation.includes(':') &&
     v.id === `${v.name}:${v.incarnation}` &&
     isInt(v.startedAt) &&
     isString(v.version, 64) &&

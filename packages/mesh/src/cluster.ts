@@ -10,7 +10,7 @@ import {
   parseClusterMessage,
 } from './cluster-protocol.js'
 import { Discovery } from './discovery.js'
-import type { NodeIdentity } from './identity.js'
+import { type NodeIdentity, parseNodeId } from './identity.js'
 import { Link, type LinkInit } from './link.js'
 import { createLinkServer, dialLink } from './link-dial.js'
 import { PeerDialer } from './peer-dialer.js'
@@ -65,6 +65,8 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
   readonly #baseLogger: Logger
   readonly #links = new Map<string, Link>()
   readonly #clients = new Set<Link>()
+  /** Sockets, accepted or dialed, whose handshake has not settled: a stop ends them. */
+  readonly #handshaking = new Set<Socket>()
   readonly #sync: RegistrySync
   readonly #requests: RemoteRequests
   readonly #dialer: PeerDialer
@@ -106,9 +108,11 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
         registry: this.registry,
         self: () => this.#sync.self,
         dial: (host, port) =>
-          dialLink({ host, port, tls: this.#init.tls, connectTimeout: 5000 }, this.#linkInit('dialer'), {
-            logger: this.#baseLogger,
-          }),
+          dialLink(
+            { host, port, tls: this.#init.tls, connectTimeout: 5000, handshaking: this.#handshaking },
+            this.#linkInit('dialer'),
+            { logger: this.#baseLogger },
+          ),
         adopt: (link) => this.#adopt(link),
         stopping: () => this.#stopping,
       },
@@ -222,12 +226,21 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       closed.push(new Promise<void>((resolve) => (link.closed ? resolve() : link.once('close', () => resolve()))))
       link.close()
     }
-    this.#server?.close()
+    const serverClosed = new Promise<void>((resolve) =>
+      this.#server ? this.#server.close(() => resolve()) : resolve(),
+    )
+    // Handshakes under way would otherwise run to their deadline (5 s) after the stop.
+    for (const socket of this.#handshaking) socket.destroy()
+    this.#handshaking.clear()
     const timer = setTimeout(() => {
       for (const link of [...this.#links.values(), ...this.#clients]) link.destroy()
     }, 2000)
     await Promise.all(closed)
     clearTimeout(timer)
+    // Every socket it accepted is closed by now; the listener itself goes within a tick.
+    let late: NodeJS.Timeout | undefined
+    await Promise.race([serverClosed, new Promise<void>((resolve) => (late = setTimeout(resolve, 1000)))])
+    clearTimeout(late)
   }
 
   #linkInit(role: LinkInit['role']): LinkInit {
@@ -248,15 +261,18 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       return
     }
     const from = `${socket.remoteAddress}:${socket.remotePort}`
-    Link.establish(socket, this.#linkInit('acceptor'), { logger: this.#baseLogger }).then(
-      (link) => this.#adopt(link),
-      // The link layer has logged the refusal once, with its reason.
-      (error: Error) =>
-        this.#logger.debug(
-          { peer: from, code: (error as { code?: string }).code },
-          `refused link from ${from}: ${error.message}`,
-        ),
-    )
+    this.#handshaking.add(socket)
+    Link.establish(socket, this.#linkInit('acceptor'), { logger: this.#baseLogger })
+      .finally(() => this.#handshaking.delete(socket))
+      .then(
+        (link) => this.#adopt(link),
+        // The link layer has logged the refusal once, with its reason.
+        (error: Error) =>
+          this.#logger.debug(
+            { peer: from, code: (error as { code?: string }).code },
+            `refused link from ${from}: ${error.message}`,
+          ),
+      )
   }
 
   #adopt(link: Link): void {
@@ -276,6 +292,13 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     }
     const peerId = link.peerId
     const peerName = peerId.slice(0, peerId.lastIndexOf(':'))
+    // An id is name:incarnation, neither holding a colon: anything else could pass for
+    // another node's name (n1:x:y reads as name "n1:x" here and "n1" in an entry).
+    if (parseNodeId(peerId) === undefined || peerName.includes(':')) {
+      this.#logger.warn({ peer: peerId }, `refused link: "${peerId}" is not a node id (name:incarnation)`)
+      link.close()
+      return
+    }
     if (peerName === this.#init.identity.name) {
       this.#logger.error(
         { peer: peerId },

@@ -18,14 +18,31 @@ export interface DialInit {
   tls: boolean
   /** Deadline for the TCP (and TLS) connect, in ms. */
   connectTimeout: number
+  /** Holds the socket until its handshake settles, so an owner that stops can end it. */
+  handshaking?: Set<Socket>
 }
 
 /** Connects to `host:port` and runs the link handshake as the dialer. */
 export async function dialLink(dial: DialInit, init: LinkInit, components: LinkComponents): Promise<Link> {
-  const { host, port, tls, connectTimeout } = dial
+  const { host, port, tls, handshaking } = dial
   const socket: Socket = tls
     ? tlsModule().connect({ host, port, ...tlsConnectOptions(init.secret, init.cluster) })
     : netConnect({ host, port, noDelay: true })
+  if (!handshaking) return connectAndEstablish(socket, dial, init, components)
+  handshaking.add(socket)
+  try {
+    return await connectAndEstablish(socket, dial, init, components)
+  } finally {
+    handshaking.delete(socket)
+  }
+}
+
+async function connectAndEstablish(
+  socket: Socket,
+  { host, port, tls, connectTimeout }: DialInit,
+  init: LinkInit,
+  components: LinkComponents,
+): Promise<Link> {
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy()

@@ -42,6 +42,15 @@ const REDIAL_FOR = 24 * 60 * 60 * 1000
 const CANDIDATE_FOR = 60_000
 /** Addresses remembered with the node they led to (a bound: addresses come from the network). */
 const MAX_REACHED = 4096
+/**
+ * Of a lost peer's entry, the addresses redialed, and how many are kept in all. Entries
+ * come from peers: one that lists 64 made-up addresses under a new name at every link
+ * must not turn this node into a dialer of its choosing.
+ */
+const LOST_ADDRESSES_PER_NODE = 4
+const MAX_LOST = 1024
+/** Dial states kept (backoff per address); the oldest idle ones go first. */
+const MAX_DIAL_STATES = 4096
 
 /**
  * Dials what discovery proposes and the peers the cluster has lost, one dial per address
@@ -86,8 +95,10 @@ export class PeerDialer {
   /** The link to a peer dropped: keep redialing it where it was. */
   lost(entry: NodeEntry): void {
     if (this.#components.stopping()) return
-    for (const address of entry.addresses)
+    for (const address of entry.addresses.slice(0, LOST_ADDRESSES_PER_NODE)) {
+      if (this.#lost.size >= MAX_LOST) this.#lost.delete(this.#lost.keys().next().value as string)
       this.#lost.set(`${address}:${entry.port}`, { since: Date.now(), name: entry.name })
+    }
   }
 
   /** Linked again (perhaps at another port, as a new incarnation): stop redialing where it used to be. */
@@ -129,6 +140,14 @@ export class PeerDialer {
     return (listen === '0.0.0.0' || listen === '::') && /^(127\.|::1$|localhost$)/.test(host)
   }
 
+  #forgetOldestDial(): void {
+    for (const [address, state] of this.#dials) {
+      if (state.inFlight) continue
+      this.#dials.delete(address)
+      return
+    }
+  }
+
   #linkedAt(host: string, port: number): boolean {
     const reached = this.#reached.get(`${host}:${port}`)
     if (reached !== undefined && this.#components.links.has(reached)) return true
@@ -145,8 +164,12 @@ export class PeerDialer {
       this.#proposed.delete(address)
       return
     }
-    const state = this.#dials.get(address) ?? { inFlight: false, failures: 0, nextAt: 0 }
-    this.#dials.set(address, state)
+    let state = this.#dials.get(address)
+    if (!state) {
+      if (this.#dials.size >= MAX_DIAL_STATES) this.#forgetOldestDial()
+      state = { inFlight: false, failures: 0, nextAt: 0 }
+      this.#dials.set(address, state)
+    }
     if (state.inFlight || Date.now() < state.nextAt) return
     state.inFlight = true
     this.#components.dial(host, port).then(
@@ -160,6 +183,8 @@ export class PeerDialer {
       },
       (error: Error & { code?: string }) => {
         state.inFlight = false
+        // A stop ends handshakes under way: not a failure to report or back off from.
+        if (this.#components.stopping()) return
         state.failures++
         if (/our own id|ourselves/i.test(error.message)) {
           this.#selfAddresses.add(address)

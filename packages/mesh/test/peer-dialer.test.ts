@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import type { NodeEntry } from '../src/cluster-protocol.js'
 import type { Link } from '../src/link.js'
 import { PeerDialer } from '../src/peer-dialer.js'
 import { silent } from './helpers.js'
@@ -88,5 +89,30 @@ describe('PeerDialer', () => {
     d.onCandidate({ host: '127.0.0.1', port: 7000, source: 'seed' })
     await ticks(d, 3)
     expect(dials).toEqual([])
+  })
+})
+
+describe('PeerDialer, lost peers', () => {
+  const entryWith = (name: string, addresses: string[]) =>
+    ({ id: `${name}:1`, name, addresses, port: 7001 }) as unknown as NodeEntry
+
+  it("redials a few of a lost peer's addresses, and keeps a bounded list however many peers come and go", async () => {
+    vi.useFakeTimers()
+    const { d, dials } = dialer()
+    const many = Array.from({ length: 64 }, (_, i) => `127.0.1.${i + 1}`)
+    d.lost(entryWith('liar', many))
+    await ticks(d, 1)
+    expect(new Set(dials).size).toBe(4)
+    for (let i = 0; i < 400; i++) {
+      d.lost(
+        entryWith(
+          `liar${i}`,
+          many.map((_, k) => `10.${i >> 8}.${i & 255}.${k + 1}`),
+        ),
+      )
+    }
+    dials.length = 0
+    await ticks(d, 1)
+    expect(new Set(dials).size).toBeLessThanOrEqual(1024)
   })
 })
