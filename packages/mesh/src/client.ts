@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
+import { setTimeout as delay } from 'node:timers/promises'
 import {
   type CallOptions,
   type CallOutcome,
@@ -14,13 +15,13 @@ import {
   packValue,
   type ResolveServiceOptions,
   type ServiceInfo,
-  TimeoutError,
   unpackFrame,
   type WaitOptions,
   type WorkerInfo,
   type WorkerRef,
   type WorkerSelector,
 } from '@wmesh/core'
+import { waitWithDeadline } from '@wmesh/core/internal'
 import { type Logger, pino } from 'pino'
 import { callOnEachNode, nodesRunning } from './call-all.js'
 import {
@@ -56,7 +57,10 @@ export interface ConnectMeshOptions {
   tls?: boolean
   /** Milliseconds to find and link with a node (default 10 s); then `NodeDownError`. */
   timeout?: number
-  /** Default call timeout (default 10 s). */
+  /**
+   * Default call timeout (default 10 s). It also bounds how long `cast`, which takes no
+   * options, waits for a link.
+   */
   callTimeout?: number
   logger?: Logger
   /** Prefix of the client id other nodes see in their logs (default 'client'). */
@@ -66,7 +70,37 @@ export interface ConnectMeshOptions {
 interface Pending {
   resolve(value: Uint8Array): void
   reject(error: Error): void
-  timer: ReturnType<typeof setTimeout>
+}
+
+/** How long a request may take, waiting for a link included, and what ends it early. */
+interface RequestDeadline {
+  /** Milliseconds from the request; the node enforces them for a call. */
+  timeout: number
+  /** Extra ms the client waits for the node's answer beyond `timeout`. */
+  slack: number
+  signal?: AbortSignal | undefined
+}
+
+/** The client waits this long beyond a call's timeout: the node enforces the timeout and answers. */
+const CALL_SLACK_MS = 1000
+
+/** Longest timeout accepted: Node timers take at most 2^31-1 ms, and calls add their slack. */
+const MAX_TIMEOUT_MS = 2_147_483_647 - CALL_SLACK_MS
+
+/**
+ * `value` as a timeout the client can send and wait on: rounded up to whole ms (a node drops
+ * a call whose timeout is not an integer as malformed) and capped at `MAX_TIMEOUT_MS` (a
+ * longer delay makes a Node timer fire at once).
+ *
+ * @throws InvalidArgumentError for anything but a finite number >= 0.
+ */
+function wholeMilliseconds(what: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new InvalidArgumentError(
+      `${what} must be a finite number of milliseconds >= 0, got ${typeof value === 'string' ? `"${value}"` : String(value)}`,
+    )
+  }
+  return Math.min(Math.ceil(value), MAX_TIMEOUT_MS)
 }
 
 /**
@@ -106,18 +140,42 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
   #unconfirmed: Set<string> | undefined
   #synced: (() => void) | undefined
   #retryTimer: ReturnType<typeof setTimeout> | undefined
+  /** Aborted by `close()`, to cut short the pause between rounds of dials. */
+  readonly #stopping = new AbortController()
+  #closing: Promise<void> | undefined
+  readonly #connectTimeout: number
+  readonly #callTimeout: number
 
+  /** Throws `InvalidArgumentError` for a `timeout` or `callTimeout` that is not a number >= 0. */
   constructor(options: ConnectMeshOptions & { secret: Buffer }) {
     super()
     this.#options = options
+    this.#connectTimeout = wholeMilliseconds('timeout', options.timeout ?? 10_000)
+    this.#callTimeout = wholeMilliseconds('callTimeout', options.callTimeout ?? 10_000)
     this.id = `${options.name ?? 'client'}:${randomBytes(6).toString('hex')}`
     this.#baseLogger = options.logger ?? pino({ level: 'warn' })
     this.#logger = this.#baseLogger.child({ component: 'mesh:client' })
     forwardRegistryEvents(this.#registry, this, () => undefined)
   }
 
-  /** Finds a node and links with it. */
+  /**
+   * Finds a node and links with it. On failure (or `close()` meanwhile) the client is closed
+   * before this rejects.
+   */
   async connect(): Promise<void> {
+    if (this.#closed) throw new NodeDownError('client is closed')
+    try {
+      await this.#startDiscovery()
+      await this.#ensureLink()
+    } catch (error) {
+      // Discovery would keep proposing nodes, and each proposal would dial again, for a
+      // client the caller never got to close.
+      await this.close()
+      throw error
+    }
+  }
+
+  async #startDiscovery(): Promise<void> {
     const seeds = this.#options.join ?? []
     this.#discovery = new Discovery(
       {
@@ -139,7 +197,6 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
     })
     this.#discovery.on('error', (error) => this.#logger.debug({ err: error.message }, 'discovery error'))
     await this.#discovery.start()
-    await this.#ensureLink()
   }
 
   /** Resolves once the linked node has sent its whole view (or after `timeout` ms). */
@@ -154,11 +211,21 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
     })
   }
 
-  /** Closes the link and discovery. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return
+  /**
+   * Closes the link and discovery, and fails the requests in flight with `NodeDownError`.
+   * Resolves once nothing of the client is left, a dial in flight included. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown()
+    return this.#closing
+  }
+
+  async #shutdown(): Promise<void> {
     this.#closed = true
+    this.#stopping.abort()
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
+    // A link in its sync wait will never sync now: do not hold the closing for its timer.
+    this.#synced?.()
     await this.#discovery?.stop()
     const link = this.#link
     this.#link = undefined
@@ -168,6 +235,8 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
       await closed
     }
     this.#failPending('client closed')
+    // A dial that resolves after this point sees #closed and ends its link; wait for it.
+    await this.#linking?.catch(() => {})
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -182,32 +251,36 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
   worker(name: string, selector: WorkerSelector = {}): WorkerRef {
     checkWorkerRef(name, selector.key)
     const client = this
-    const timeoutOf = (options: WaitOptions) => options.timeout ?? this.#options.callTimeout ?? 10_000
+    const deadlineOf = (options: WaitOptions) => ({
+      timeout: client.#timeoutOf(options, client.#callTimeout),
+      signal: options.signal,
+    })
     return {
       async call<T>(method: string, arg?: unknown, options: CallOptions = {}): Promise<T> {
         checkWireName('method', method)
+        // Checked here too, so a bad timeout fails the call rather than each node's outcome.
+        const timeout = client.#timeoutOf(options, client.#callTimeout)
         if (selector.node === 'all') return (await client.#callAll(name, selector, method, arg, options)) as T
-        const timeout = timeoutOf(options)
         const bytes = await client.#request(
-          (id) => ({
+          (id, left) => ({
             t: 'call',
             id,
             target: name,
             key: selector.key,
             method,
             arg: packValue(arg),
-            timeout,
+            timeout: left,
             cast: false,
             node: selector.node,
           }),
-          timeout + 1000,
           `call ${name}.${method}`,
+          { timeout, slack: CALL_SLACK_MS, signal: options.signal },
         )
         return unpackTop(bytes) as T
       },
       async cast(method: string, arg?: unknown): Promise<void> {
         checkWireName('method', method)
-        const link = await client.#ensureLink()
+        const link = await client.#linkWithin(`cast ${name}.${method}`, client.#callTimeout)
         link.send({
           t: 'call',
           id: client.#nextId++,
@@ -223,13 +296,13 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
       async askResult<T>(key: string, options: WaitOptions = {}): Promise<T | undefined> {
         const bytes = await client.#op(
           { op: 'askResult', target: name, key: selector.key, entry: key },
-          timeoutOf(options),
+          deadlineOf(options),
           selector.node,
         )
         return (unpackFrame(bytes) as [T] | [])[0]
       },
       async delete(options: WaitOptions = {}): Promise<void> {
-        await client.#op({ op: 'delete', target: name, key: selector.key }, timeoutOf(options), selector.node)
+        await client.#op({ op: 'delete', target: name, key: selector.key }, deadlineOf(options), selector.node)
       },
       async info(): Promise<WorkerInfo[]> {
         return (await client.workers()).filter(
@@ -243,7 +316,7 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
     checkWorkerRef(name, options.key)
     const bytes = await this.#op(
       { op: 'newWorker', target: name, key: options.key, data: packValue(options.data) },
-      options.timeout ?? this.#options.callTimeout ?? 10_000,
+      { timeout: this.#timeoutOf(options, this.#callTimeout), signal: options.signal },
       options.node,
     )
     return unpackFrame(bytes) as WorkerInfo
@@ -273,13 +346,13 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
   /** Round trip to a node (by name or id) through the linked node, in ms. */
   async ping(node: string, options: WaitOptions = {}): Promise<number> {
     const started = performance.now()
-    await this.#op({ op: 'ping' }, options.timeout ?? 5000, node)
+    await this.#op({ op: 'ping' }, { timeout: this.#timeoutOf(options, 5000), signal: options.signal }, node)
     return performance.now() - started
   }
 
   /** Asks a node to stop gracefully. */
   async stopNode(node: string, reason: string, options: WaitOptions = {}): Promise<void> {
-    await this.#op({ op: 'stop', reason }, options.timeout ?? 5000, node)
+    await this.#op({ op: 'stop', reason }, { timeout: this.#timeoutOf(options, 5000), signal: options.signal }, node)
   }
 
   async #callAll(
@@ -296,26 +369,55 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
     )
   }
 
-  #op(op: ClusterOp, timeout: number, node: string | undefined): Promise<Uint8Array> {
-    return this.#request((id) => ({ t: 'op', id, op, node }), timeout, op.op)
+  /** A per-call timeout as whole ms, or `fallback`; throws `InvalidArgumentError` for a bad one. */
+  #timeoutOf(options: WaitOptions, fallback: number): number {
+    return options.timeout === undefined ? fallback : wholeMilliseconds('timeout', options.timeout)
   }
 
-  async #request(build: (id: number) => ClusterMessage, timeout: number, what: string): Promise<Uint8Array> {
-    const link = await this.#ensureLink()
+  #op(op: ClusterOp, deadline: Omit<RequestDeadline, 'slack'>, node: string | undefined): Promise<Uint8Array> {
+    // An op carries no timeout to the node: the client's own wait is its only bound.
+    return this.#request((id) => ({ t: 'op', id, op, node }), op.op, { ...deadline, slack: 0 })
+  }
+
+  /**
+   * Sends what `build` makes and resolves to the node's answer. `build` gets the ms left of
+   * the timeout once a link is there: the wait for one counts against the request's time.
+   */
+  async #request(
+    build: (id: number, left: number) => ClusterMessage,
+    what: string,
+    { timeout, slack, signal }: RequestDeadline,
+  ): Promise<Uint8Array> {
+    const started = performance.now()
+    const link = await this.#linkWithin(what, timeout, signal)
+    // Rounded down: a link that was there at once leaves the caller's timeout as it was.
+    const left = Math.max(0, timeout - Math.floor(performance.now() - started))
     const id = this.#nextId++
-    return new Promise<Uint8Array>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id)
-        reject(new TimeoutError(`${what} timed out after ${timeout} ms`))
-      }, timeout)
-      this.#pending.set(id, { resolve, reject, timer })
+    return waitWithDeadline<Uint8Array>(what, { timeout: left + slack, signal }, (resolve, reject) => {
+      this.#pending.set(id, { resolve, reject })
       try {
-        link.send(build(id))
+        link.send(build(id, left))
       } catch (error) {
-        clearTimeout(timer)
-        this.#pending.delete(id)
-        reject(error)
+        reject(error as Error)
       }
+      return () => this.#pending.delete(id)
+    })
+  }
+
+  /**
+   * The link, waiting for one at most `timeout` ms (a call's own, not the longer connect
+   * timeout) and until `signal` aborts. Fails with `NodeDownError`, the error of every other
+   * wait of the client for a node (connect, relink, a link lost mid-call), not
+   * `TimeoutError`: nothing was sent, no node answered.
+   */
+  #linkWithin(what: string, timeout: number, signal?: AbortSignal): Promise<Link> {
+    if (this.#link && !this.#link.closed && !signal?.aborted) return Promise.resolve(this.#link)
+    return waitWithDeadline<Link>(what, { signal }, (resolve, reject) => {
+      const cluster = this.#options.cluster ?? 'wmesh'
+      const message = `${what}: no node of cluster "${cluster}" answered within ${timeout} ms; the client keeps looking, try again`
+      const timer = setTimeout(() => reject(new NodeDownError(message)), timeout)
+      this.#ensureLink().then(resolve, reject)
+      return () => clearTimeout(timer)
     })
   }
 
@@ -330,7 +432,7 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   async #findLink(): Promise<Link> {
-    const deadline = Date.now() + (this.#options.timeout ?? 10_000)
+    const deadline = Date.now() + this.#connectTimeout
     let lastError: Error | undefined
     while (Date.now() < deadline && !this.#closed) {
       const candidates = [
@@ -338,9 +440,17 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
         ...this.#candidates.values(),
       ]
       for (const { host, port } of candidates) {
+        if (this.#closed) break
         try {
           const link = await this.#dial(host, port)
+          if (this.#closed) {
+            // close() ran during the dial and knows nothing of this link: end it here.
+            link.destroy()
+            break
+          }
           await this.#adopt(link)
+          // close() during the sync wait closes the adopted link itself.
+          if (this.#closed) break
           return link
         } catch (error) {
           lastError = error as Error
@@ -350,8 +460,9 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
         }
       }
       // Nothing answered yet: wait for discovery to propose more, a little at a time.
-      await new Promise((resolve) => setTimeout(resolve, 200))
+      await delay(200, undefined, { signal: this.#stopping.signal }).catch(() => {})
     }
+    if (this.#closed) throw new NodeDownError('client is closed')
     throw new NodeDownError(
       `cannot reach any node of cluster "${this.#options.cluster ?? 'wmesh'}"${lastError ? `: ${lastError.message}` : ' (none found)'}`,
       { cause: lastError },
@@ -393,7 +504,6 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
           const pending = this.#pending.get(message.id)
           if (!pending) return
           this.#pending.delete(message.id)
-          clearTimeout(pending.timer)
           if (message.ok) pending.resolve(message.value)
           else pending.reject(rebuildError(message.error))
           return
@@ -421,6 +531,7 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
   #relink(): void {
     if (this.#closed || this.#retryTimer !== undefined) return
     this.#ensureLink().catch(() => {
+      if (this.#closed) return
       this.#retryTimer = setTimeout(() => {
         this.#retryTimer = undefined
         this.#relink()
@@ -430,7 +541,6 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
 
   #failPending(reason: string): void {
     for (const [id, pending] of this.#pending) {
-      clearTimeout(pending.timer)
       pending.reject(new NodeDownError(reason))
       this.#pending.delete(id)
     }
