@@ -297,6 +297,12 @@ describe('how wmesh finds and joins the cluster', () => {
     expect(oneErrorLine(nobody)).toMatch(new RegExp(`check that a node listens at 127\\.0\\.0\\.1:${closed}$`))
     expect(noSecret.code).toBe(3)
     expect(oneErrorLine(noSecret)).toMatch(/^wmesh: no cluster secret: give --secret-file FILE/)
+    // A secret file no node would accept names the file, as a config problem.
+    const emptySecret = join(cluster.dir, 'empty-secret')
+    writeFileSync(emptySecret, '\n', { mode: 0o600 })
+    const empty = await wmesh(['nodes', '--join', cluster.seeds[0] as string, '--secret-file', emptySecret])
+    expect(empty.code).toBe(3)
+    expect(oneErrorLine(empty)).toBe(`wmesh: secretFile ${emptySecret}: the secret must be at least 16 characters`)
     expect(notJson.code).toBe(2)
     expect(oneErrorLine(notJson)).toBe(
       `wmesh: the argument "hello" is not valid JSON; a string needs JSON quotes: '"hello"'`,

@@ -32,6 +32,7 @@ import {
   PROTOCOL_VERSION,
   parseClusterMessage,
 } from './cluster-protocol.js'
+import { ConfigError } from './config.js'
 import { type Candidate, Discovery } from './discovery.js'
 import type { Link } from './link.js'
 import { dialLink } from './link-dial.js'
@@ -103,6 +104,20 @@ function wholeMilliseconds(what: string, value: unknown): number {
   return Math.min(Math.ceil(value), MAX_TIMEOUT_MS)
 }
 
+/** The secret in `path`, as a node reads it; a file that cannot hold one is a `ConfigError` naming it. */
+async function readSecretFile(path: string): Promise<Buffer> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    throw new ConfigError(`secretFile ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`)
+  }
+  const secret = Buffer.from(text.trim(), 'utf8')
+  // Nodes refuse a shorter one: a client holding it could never link.
+  if (secret.length < 16) throw new ConfigError(`secretFile ${path}: the secret must be at least 16 characters`)
+  return secret
+}
+
 /**
  * Joins a cluster as a client: finds a node (seeds or mDNS), authenticates with the cluster
  * secret, and offers the `Mesh` API. A client hosts nothing and is never listed as a node.
@@ -113,7 +128,7 @@ export async function connectMesh(options: ConnectMeshOptions): Promise<MeshClie
     options.secret !== undefined
       ? Buffer.from(options.secret)
       : options.secretFile !== undefined
-        ? Buffer.from((await readFile(options.secretFile, 'utf8')).trim(), 'utf8')
+        ? await readSecretFile(options.secretFile)
         : undefined
   if (!secret || secret.length === 0)
     throw new InvalidArgumentError('connectMesh needs the cluster secret (secret or secretFile)')
