@@ -19,6 +19,8 @@ import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_QUEUED_BYTES, OutboundQueue } from
 import { kConnection } from './symbols.js'
 import { TimerSet } from './timers.js'
 
+const DEFAULT_CLOSE_TIMEOUT = 30_000
+
 /**
  * Checks connection options up front, so a bad value fails the `connect`/`startServer`
  * call instead of the first connection. Returns the resolved codec.
@@ -35,8 +37,15 @@ export function validateConnectionOptions(options: ConnectionOptions): Codec {
     throw new RangeError(`need 0 < highWaterMark (${high}) <= maxQueuedBytes (${hard})`)
   }
   const idle = options.idleTimeout ?? 0
-  if (!Number.isInteger(idle) || idle < 0 || idle > 2_147_483_647) {
-    throw new RangeError(`idleTimeout must be a whole number of ms from 0 (none) to 2147483647, got ${idle}`)
+  if (!Number.isInteger(idle) || idle < 0 || idle > MAX_TIMER_MS) {
+    throw new RangeError(`idleTimeout must be a whole number of ms from 0 (none) to ${MAX_TIMER_MS}, got ${idle}`)
+  }
+  // Node turns a delay above MAX_TIMER_MS into 1 ms, which would drop the queue at once.
+  const close = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
+  if (close !== Number.POSITIVE_INFINITY && (!Number.isInteger(close) || close < 0 || close > MAX_TIMER_MS)) {
+    throw new RangeError(
+      `closeTimeout must be a whole number of ms from 0 to ${MAX_TIMER_MS}, or Infinity for no deadline, got ${close}`,
+    )
   }
   return codec
 }
@@ -51,7 +60,10 @@ export interface ConnectionOptions {
   highWaterMark?: number
   /** Above this many unsent bytes `sendData` throws `WriteQueueFullError` (default 64 MiB). */
   maxQueuedBytes?: number
-  /** Deadline for `closeConnection({ afterWriting: true })` before the socket is destroyed (default 30 s). */
+  /**
+   * Deadline for `closeConnection({ afterWriting: true })` before the socket is destroyed
+   * (default 30 s; at most 2147483647 ms; Infinity for none).
+   */
   closeTimeout?: number
   /**
    * Close the connection (with `IdleTimeoutError`) when no whole message arrives for this
@@ -78,8 +90,6 @@ export interface ConnectionComponents {
 }
 
 export type ConnectionState = 'connecting' | 'open' | 'closing' | 'closed'
-
-const DEFAULT_CLOSE_TIMEOUT = 30_000
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
@@ -156,16 +166,18 @@ export class Connection {
     return this.#components.worker
   }
 
-  /** Runs a user hook; a throw (or a rejected promise) closes this connection with `HandlerError`. */
-  runHook(name: string, fn: () => unknown): boolean {
-    if (this.state === 'closed') return false
+  /**
+   * Runs a user hook, unless the connection is already closing (an earlier hook closed it
+   * or threw): later hooks are skipped. A throw (or a rejected promise) closes this
+   * connection with `HandlerError`.
+   */
+  runHook(name: string, fn: () => unknown): void {
+    if (this.#ending) return
     try {
       const result = fn()
       if (result instanceof Promise) result.catch((error: unknown) => this.fail(this.#hookError(name, error)))
-      return true
     } catch (error) {
       this.fail(this.#hookError(name, error))
-      return false
     }
   }
 
@@ -185,18 +197,20 @@ export class Connection {
         this.#onConnectFailed = undefined
         this.state = 'open'
         this.#refreshPeer()
-        if (onConnected && !this.runHook('connect callback', () => onConnected(this.handler)))
-          return reject(this.#error)
-        if (!this.runHook('connectionCompleted', () => this.handler.connectionCompleted())) return reject(this.#error)
-        resolve(this.handler)
+        if (onConnected) this.runHook('connect callback', () => onConnected(this.handler))
+        this.runHook('connectionCompleted', () => this.handler.connectionCompleted())
+        // Only a hook that threw has set an error by now; a hook that closed the connection
+        // on purpose still gets its handler.
+        if (this.#error) reject(this.#error)
+        else resolve(this.handler)
       })
     })
   }
 
   /** For accepted connections: runs postInit, the accept callback and connectionCompleted. */
   accept(onAccepted: ((handler: Handler) => void) | undefined): void {
-    if (!this.runHook('postInit', () => this.handler.postInit())) return
-    if (onAccepted && !this.runHook('accept callback', () => onAccepted(this.handler))) return
+    this.runHook('postInit', () => this.handler.postInit())
+    if (onAccepted) this.runHook('accept callback', () => onAccepted(this.handler))
     this.runHook('connectionCompleted', () => this.handler.connectionCompleted())
   }
 
@@ -205,16 +219,24 @@ export class Connection {
     return this.state === 'open' && !this.#destroyed
   }
 
+  /** True from `end` or `fail` on: no more hooks run and nothing more is sent. */
+  get #ending(): boolean {
+    return this.state === 'closing' || this.state === 'closed' || this.#destroyed
+  }
+
   send(value: unknown): boolean {
-    if (this.state === 'closed' || this.state === 'closing' || this.#destroyed) {
-      throw new ConnectionClosedError(`cannot send: connection to ${this.#where()} is ${this.state}`)
+    if (this.#ending) {
+      // A failed connection keeps state 'open' until the socket's close event: it is closing.
+      const state = this.state === 'closed' ? 'closed' : 'closing'
+      throw new ConnectionClosedError(`cannot send: connection to ${this.#where()} is ${state}`)
     }
     this.codec.write(value, this.queue, this.maxFrameSize)
     return this.queue.writable
   }
 
   waitForDrain(options: WaitOptions = {}): Promise<void> {
-    if (this.state === 'closed' || this.#destroyed) {
+    // A socket the peer reset is destroyed before its close event: its empty buffer is no drain.
+    if (this.state === 'closed' || this.#destroyed || this.socket.destroyed) {
       return Promise.reject(new ConnectionClosedError('connection closed before drain', { cause: this.#error }))
     }
     this.queue.flush()
@@ -241,6 +263,7 @@ export class Connection {
     this.state = 'closing'
     this.queue.flush()
     this.socket.end()
+    if (this.#closeTimeout === Number.POSITIVE_INFINITY) return
     this.#closeTimer = setTimeout(
       () =>
         this.fail(
@@ -277,6 +300,9 @@ export class Connection {
   }
 
   readonly #onData = (chunk: Buffer): void => {
+    // Nothing more is delivered once closing, so decoding would only let a peer that keeps
+    // writing grow the decoder's buffer until the socket closes. The socket still reads, to see the FIN.
+    if (!this.open) return
     const delivered = this.#delivered
     try {
       this.#decoder.decode(chunk, this.#deliver)

@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from './address.js'
 import { AbortError, TimeoutError } from './errors.js'
 
 /** Per-call options of every wait in wmesh. */
@@ -33,7 +34,8 @@ export function waitWithDeadline<T>(
       cleanup?.()
       settle()
     }
-    if (timeout !== undefined && Number.isFinite(timeout)) {
+    // Node turns a delay above MAX_TIMER_MS (about 24 days) into 1 ms: such a wait has no timer.
+    if (timeout !== undefined && Number.isFinite(timeout) && timeout <= MAX_TIMER_MS) {
       timer = setTimeout(() => finish(() => reject(new TimeoutError(`${what} timed out after ${timeout} ms`))), timeout)
     }
     signal?.addEventListener('abort', onAbort, { once: true })

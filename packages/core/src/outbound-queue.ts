@@ -39,8 +39,13 @@ export class OutboundQueue implements ByteSink {
   #scheduled = false
   #closed = false
   readonly #writableWaiters = new Set<() => void>()
-  /** Runs when the kernel has taken a write: wakes drain waiters once below the high-water mark. */
-  readonly #afterWrite = (): void => {
+  /**
+   * Runs when the kernel has taken a write: wakes drain waiters once below the high-water
+   * mark. A write that failed (the peer reset, the socket was destroyed) empties the buffer
+   * without anything being sent: that is no drain, and waiters are left for the socket's close.
+   */
+  readonly #afterWrite = (error?: Error | null): void => {
+    if (error || this.#socket.destroyed) return
     if (this.#writableWaiters.size === 0 || !this.writable) return
     const waiters = [...this.#writableWaiters]
     this.#writableWaiters.clear()
@@ -118,7 +123,8 @@ export class OutboundQueue implements ByteSink {
   /**
    * Calls `wake` once the bytes still unsent fall below the high-water mark (checked each
    * time the kernel takes a write; the socket's own 'drain' needs its buffer to have been
-   * full, which a low high-water mark never reaches). Returns a cancel function.
+   * full, which a low high-water mark never reaches). Never called for a failed socket: its
+   * owner ends the wait on the socket's close. Returns a cancel function.
    */
   onWritable(wake: () => void): () => void {
     this.#writableWaiters.add(wake)

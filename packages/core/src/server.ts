@@ -1,5 +1,7 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
+import { MAX_TIMER_MS } from './address.js'
 import { Connection, type ConnectionOptions, validateConnectionOptions } from './connection.js'
+import { waitWithDeadline } from './deadline.js'
 import { ListenError, WorkerStoppedError } from './errors.js'
 import type { Handler, HandlerClass } from './handler.js'
 import type { WorkerRuntime } from './runtime.js'
@@ -62,10 +64,14 @@ export class ServerHandle {
 
   /**
    * Stops accepting, lets each open connection write what it has queued and close, and
-   * destroys those still open after `timeout` ms (default 10 s). Idempotent.
+   * destroys those still open after `timeout` ms (default 10 s; Infinity: never). Idempotent.
    */
   close(options: { timeout?: number } = {}): Promise<void> {
-    this.#closing ??= this.#close(options.timeout ?? DEFAULT_SERVER_CLOSE_TIMEOUT)
+    const timeout = options.timeout ?? DEFAULT_SERVER_CLOSE_TIMEOUT
+    if (!(timeout >= 0)) {
+      return Promise.reject(new RangeError(`close timeout must be a number of ms from 0, or Infinity, got ${timeout}`))
+    }
+    this.#closing ??= this.#close(timeout)
     return this.#closing
   }
 
@@ -90,13 +96,16 @@ export class ServerHandle {
         new Promise<void>((resolve) => (c.state === 'closed' ? resolve() : c.socket.once('close', () => resolve()))),
     )
     for (const connection of open) connection.end()
-    const timer = setTimeout(() => {
-      for (const connection of open) connection.fail(undefined)
-    }, timeout)
+    const all = Promise.all([stopped, ...closed])
     try {
-      await Promise.all([stopped, ...closed])
-    } finally {
-      clearTimeout(timer)
+      // Clamped: Node turns a longer delay (a stop with stopTimeout Infinity) into 1 ms.
+      await waitWithDeadline<void>('server close', { timeout: Math.min(timeout, MAX_TIMER_MS) }, (resolve) => {
+        all.then(() => resolve())
+        return () => {}
+      })
+    } catch {
+      for (const connection of open) connection.fail(undefined)
+      await all
     }
   }
 }

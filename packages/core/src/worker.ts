@@ -1,4 +1,4 @@
-import { connect as netConnect } from 'node:net'
+import { connect as netConnect, type Socket } from 'node:net'
 import type { Logger } from 'pino'
 import type { CodecName } from './codec.js'
 import { Connection, type ConnectionOptions, validateConnectionOptions } from './connection.js'
@@ -93,19 +93,23 @@ export class Worker {
   ): Promise<H> {
     let runtime: WorkerRuntime
     let handler: H
+    let socket: Socket | undefined
+    let connection: Connection
     try {
       runtime = this.#runtime()
       validateConnectionOptions(options)
       handler = new HandlerClass()
+      // net.connect throws on a bad port or family: a rejection too, like every other failure.
+      socket = netConnect({ host, port, family: options.family, localAddress: options.localAddress, noDelay: true })
+      connection = new Connection(socket, handler, 'connecting', { address: host, port, family: '' }, options, {
+        logger: runtime.logger,
+        worker: this,
+        onClosed: (c) => runtime.connections.delete(c),
+      })
     } catch (error) {
+      socket?.destroy()
       return Promise.reject(error)
     }
-    const socket = netConnect({ host, port, family: options.family, localAddress: options.localAddress, noDelay: true })
-    const connection = new Connection(socket, handler, 'connecting', { address: host, port, family: '' }, options, {
-      logger: runtime.logger,
-      worker: this,
-      onClosed: (c) => runtime.connections.delete(c),
-    })
     runtime.connections.add(connection)
     const { signal } = options
     const onAbort = (): void =>
