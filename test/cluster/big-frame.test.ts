@@ -1,9 +1,8 @@
 import { TimeoutError } from '@wmesh/core'
-import { MeshNode } from '@wmesh/mesh'
-import { pino } from 'pino'
+import type { MeshNode } from '@wmesh/mesh'
 import { afterEach, describe, expect, it } from 'vitest'
-import { untilRunningOn } from '../support/cluster.js'
-import { freePorts, meshFixtures, tempCluster } from '../support/node-process.js'
+import { nodePair } from '../support/cluster.js'
+import { meshFixtures } from '../support/node-process.js'
 
 const echo = { file: `${meshFixtures}echo-worker.mjs` }
 const nodes: MeshNode[] = []
@@ -13,15 +12,7 @@ afterEach(async () => {
 
 describe('a call whose frame exceeds the link limit', () => {
   it('fails at once with the real error, not TimeoutError after callTimeout', async () => {
-    const { secretFile } = tempCluster()
-    const [pa, pb] = await freePorts(2)
-    const base = { mdns: false, secretFile, logLevel: 'warn' as const }
-    const logger = pino({ level: 'silent' })
-    const a = new MeshNode({ ...base, name: 'a', listen: `127.0.0.1:${pa}`, join: [`127.0.0.1:${pb}`] }, { logger })
-    const b = new MeshNode({ ...base, name: 'b', listen: `127.0.0.1:${pb}`, workers: { echo } }, { logger })
-    nodes.push(a, b)
-    await Promise.all([a.start(), b.start()])
-    await untilRunningOn(a, 'b', 'echo')
+    const { a } = await nodePair(nodes, { echo }, { waitFor: 'echo' })
     const started = Date.now()
     const error = await a
       .worker('echo')
@@ -34,15 +25,7 @@ describe('a call whose frame exceeds the link limit', () => {
 
 describe('a cast whose frame exceeds the link limit', () => {
   it('is refused at once with the real error, and the node keeps serving', async () => {
-    const { secretFile } = tempCluster()
-    const [pa, pb] = await freePorts(2)
-    const base = { mdns: false, secretFile, logLevel: 'warn' as const }
-    const logger = pino({ level: 'silent' })
-    const a = new MeshNode({ ...base, name: 'a', listen: `127.0.0.1:${pa}`, join: [`127.0.0.1:${pb}`] }, { logger })
-    const b = new MeshNode({ ...base, name: 'b', listen: `127.0.0.1:${pb}`, workers: { echo } }, { logger })
-    nodes.push(a, b)
-    await Promise.all([a.start(), b.start()])
-    await untilRunningOn(a, 'b', 'echo')
+    const { a } = await nodePair(nodes, { echo }, { waitFor: 'echo' })
     const error = await a
       .worker('echo')
       .cast('echo', Buffer.alloc(17 * 1024 * 1024))

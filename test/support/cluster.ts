@@ -1,4 +1,5 @@
-import { connectMesh, type MeshClient } from '@wmesh/mesh'
+import { connectMesh, type MeshClient, MeshNode, type NodeConfigInput } from '@wmesh/mesh'
+import { pino } from 'pino'
 import { freePorts, killAll, type NodeProcess, startNodeProcess, tempCluster } from './node-process.js'
 
 export interface LoopbackCluster {
@@ -108,4 +109,26 @@ export async function untilRunningOn(
     if (Date.now() > deadline) throw new Error(`never saw ${worker} running on ${on} within ${timeout} ms`)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
+}
+
+/**
+ * Two in-process nodes on loopback: `a` (no workers, joins `b`) and `b` with `workersOfB`,
+ * started, with `b`'s worker `waitFor` in `a`'s view when it is named. Both go into `owned`
+ * before they start, for the caller to stop.
+ */
+export async function nodePair(
+  owned: MeshNode[],
+  workersOfB: NonNullable<NodeConfigInput['workers']>,
+  options: { extra?: Record<string, unknown>; waitFor?: string } = {},
+): Promise<{ a: MeshNode; b: MeshNode }> {
+  const { secretFile } = tempCluster()
+  const [pa, pb] = await freePorts(2)
+  const base = { mdns: false, secretFile, logLevel: 'warn' as const, ...options.extra }
+  const logger = pino({ level: 'silent' })
+  const a = new MeshNode({ ...base, name: 'a', listen: `127.0.0.1:${pa}`, join: [`127.0.0.1:${pb}`] }, { logger })
+  const b = new MeshNode({ ...base, name: 'b', listen: `127.0.0.1:${pb}`, workers: workersOfB }, { logger })
+  owned.push(a, b)
+  await Promise.all([a.start(), b.start()])
+  if (options.waitFor !== undefined) await untilRunningOn(a, 'b', options.waitFor)
+  return { a, b }
 }
