@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { readFile } from 'node:fs/promises'
 import { setTimeout as delay } from 'node:timers/promises'
 import {
   type CallOptions,
@@ -32,7 +31,6 @@ import {
   PROTOCOL_VERSION,
   parseClusterMessage,
 } from './cluster-protocol.js'
-import { ConfigError } from './config.js'
 import { type Candidate, Discovery } from './discovery.js'
 import type { Link } from './link.js'
 import { dialLink } from './link-dial.js'
@@ -40,6 +38,7 @@ import { type MeshEvents, nodeInfo, serviceInfo, workerInfo } from './mesh-types
 import { Registry } from './registry.js'
 import { forwardRegistryEvents } from './registry-events.js'
 import { rebuildError } from './remote-error.js'
+import { readSecretFile } from './secret-file.js'
 import { unpackTop } from './values.js'
 
 /** Options of `connectMesh`. */
@@ -102,20 +101,6 @@ function wholeMilliseconds(what: string, value: unknown): number {
     )
   }
   return Math.min(Math.ceil(value), MAX_TIMEOUT_MS)
-}
-
-/** The secret in `path`, as a node reads it; a file that cannot hold one is a `ConfigError` naming it. */
-async function readSecretFile(path: string): Promise<Buffer> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (error) {
-    throw new ConfigError(`secretFile ${path}: ${(error as NodeJS.ErrnoException).code ?? error}`)
-  }
-  const secret = Buffer.from(text.trim(), 'utf8')
-  // Nodes refuse a shorter one: a client holding it could never link.
-  if (secret.length < 16) throw new ConfigError(`secretFile ${path}: the secret must be at least 16 characters`)
-  return secret
 }
 
 /**

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events'
-import { readFile, stat } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import {
   type CallOptions,
@@ -29,6 +28,7 @@ import { reachableAddresses, sanitizeHostname, splitHostPort } from './node-addr
 import { forwardRegistryEvents } from './registry-events.js'
 import { ResultStore } from './result-cache.js'
 import { Scheduler } from './scheduler.js'
+import { readSecretFile, worldReadableMode } from './secret-file.js'
 import { serveThreadRequest, type ThreadRequestHost } from './thread-requests.js'
 import { NIL, unpackTop } from './values.js'
 import { WorkerPool } from './worker-pool.js'
@@ -373,21 +373,14 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
 
   /** The cluster secret, or undefined when the node runs standalone. */
   async #readSecret(): Promise<Buffer | undefined> {
-    if (this.config.secretFile === undefined) return undefined
-    let secret: Buffer
-    try {
-      secret = Buffer.from((await readFile(this.config.secretFile, 'utf8')).trim(), 'utf8')
-    } catch (error) {
-      throw new ConfigError(`secretFile ${this.config.secretFile}: ${(error as NodeJS.ErrnoException).code ?? error}`)
-    }
-    if (secret.length < 16)
-      throw new ConfigError(`secretFile ${this.config.secretFile}: the secret must be at least 16 characters`)
-    // Group-readable is how Kubernetes mounts secrets (0440); readable by everyone is a leak.
-    const { mode } = await stat(this.config.secretFile)
-    if ((mode & 0o007) !== 0) {
+    const path = this.config.secretFile
+    if (path === undefined) return undefined
+    const secret = await readSecretFile(path)
+    const mode = await worldReadableMode(path)
+    if (mode !== undefined) {
       this.logger.warn(
-        { secretFile: this.config.secretFile, mode: `0${(mode & 0o777).toString(8)}` },
-        `secretFile ${this.config.secretFile} is readable by every user of this host: chmod 600 it`,
+        { secretFile: path, mode },
+        `secretFile ${path} is readable by every user of this host: chmod 600 it`,
       )
     }
     return secret
