@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { setTimeout as delay } from 'node:timers/promises'
 import {
   type CallOptions,
   type CallOutcome,
@@ -23,17 +22,9 @@ import {
 import { waitWithDeadline } from '@wmesh/core/internal'
 import { type Logger, pino } from 'pino'
 import { callOnEachNode, nodesRunning } from './call-all.js'
-import {
-  type ClusterMessage,
-  type ClusterOp,
-  checkWireName,
-  checkWorkerRef,
-  PROTOCOL_VERSION,
-  parseClusterMessage,
-} from './cluster-protocol.js'
-import { type Candidate, Discovery } from './discovery.js'
+import { ClientLinker } from './client-link.js'
+import { type ClusterMessage, type ClusterOp, checkWireName, checkWorkerRef } from './cluster-protocol.js'
 import type { Link } from './link.js'
-import { dialLink } from './link-dial.js'
 import { type MeshEvents, nodeInfo, serviceInfo, workerInfo } from './mesh-types.js'
 import { Registry } from './registry.js'
 import { forwardRegistryEvents } from './registry-events.js'
@@ -127,34 +118,41 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
   readonly id: string
   readonly #options: ConnectMeshOptions & { secret: Buffer }
   readonly #registry = new Registry()
-  readonly #logger: Logger
-  readonly #baseLogger: Logger
+  readonly #linker: ClientLinker
   readonly #pending = new Map<number, Pending>()
-  readonly #candidates = new Map<string, Candidate>()
-  #discovery: Discovery | undefined
-  #link: Link | undefined
-  #linking: Promise<Link> | undefined
   #nextId = 1
-  #closed = false
-  /** Ids held before the current link's full view arrived; those not re-sent are gone. */
-  #unconfirmed: Set<string> | undefined
-  #synced: (() => void) | undefined
-  #retryTimer: ReturnType<typeof setTimeout> | undefined
-  /** Aborted by `close()`, to cut short the pause between rounds of dials. */
-  readonly #stopping = new AbortController()
   #closing: Promise<void> | undefined
-  readonly #connectTimeout: number
   readonly #callTimeout: number
 
   /** Throws `InvalidArgumentError` for a `timeout` or `callTimeout` that is not a number >= 0. */
   constructor(options: ConnectMeshOptions & { secret: Buffer }) {
     super()
     this.#options = options
-    this.#connectTimeout = wholeMilliseconds('timeout', options.timeout ?? 10_000)
+    const connectTimeout = wholeMilliseconds('timeout', options.timeout ?? 10_000)
     this.#callTimeout = wholeMilliseconds('callTimeout', options.callTimeout ?? 10_000)
     this.id = `${options.name ?? 'client'}:${randomBytes(6).toString('hex')}`
-    this.#baseLogger = options.logger ?? pino({ level: 'warn' })
-    this.#logger = this.#baseLogger.child({ component: 'mesh:client' })
+    this.#linker = new ClientLinker(
+      {
+        id: this.id,
+        cluster: options.cluster ?? 'wmesh',
+        secret: options.secret,
+        join: options.join,
+        mdns: options.mdns,
+        interface: options.interface,
+        tls: options.tls ?? false,
+        connectTimeout,
+      },
+      {
+        logger: options.logger ?? pino({ level: 'warn' }),
+        registry: this.#registry,
+        result: (message) => this.#settle(message),
+        up: (peerId) => this.emit('link:up', peerId),
+        down: (peerId, reason) => {
+          this.#failPending(reason)
+          this.emit('link:down', peerId, reason)
+        },
+      },
+    )
     forwardRegistryEvents(this.#registry, this, () => undefined)
   }
 
@@ -163,52 +161,16 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
    * before this rejects.
    */
   async connect(): Promise<void> {
-    if (this.#closed) throw new NodeDownError('client is closed')
+    if (this.#closing !== undefined) throw new NodeDownError('client is closed')
     try {
-      await this.#startDiscovery()
-      await this.#ensureLink()
+      await this.#linker.start()
+      await this.#linker.ensure()
     } catch (error) {
       // Discovery would keep proposing nodes, and each proposal would dial again, for a
       // client the caller never got to close.
       await this.close()
       throw error
     }
-  }
-
-  async #startDiscovery(): Promise<void> {
-    const seeds = this.#options.join ?? []
-    this.#discovery = new Discovery(
-      {
-        cluster: this.#options.cluster ?? 'wmesh',
-        nodeId: this.id,
-        nodeName: this.id,
-        port: 0,
-        protocolVersion: PROTOCOL_VERSION,
-        mdns: this.#options.mdns ?? seeds.length === 0,
-        interface: this.#options.interface,
-        seeds,
-        browseOnly: true,
-      },
-      { logger: this.#baseLogger },
-    )
-    this.#discovery.on('candidate', (c) => {
-      this.#candidates.set(`${c.host}:${c.port}`, c)
-      if (!this.#link && !this.#linking) void this.#ensureLink().catch(() => {})
-    })
-    this.#discovery.on('error', (error) => this.#logger.debug({ err: error.message }, 'discovery error'))
-    await this.#discovery.start()
-  }
-
-  /** Resolves once the linked node has sent its whole view (or after `timeout` ms). */
-  #waitSynced(timeout: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, timeout)
-      function done(): void {
-        clearTimeout(timer)
-        resolve()
-      }
-      this.#synced = done
-    })
   }
 
   /**
@@ -221,22 +183,10 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   async #shutdown(): Promise<void> {
-    this.#closed = true
-    this.#stopping.abort()
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
-    // A link in its sync wait will never sync now: do not hold the closing for its timer.
-    this.#synced?.()
-    await this.#discovery?.stop()
-    const link = this.#link
-    this.#link = undefined
-    if (link && !link.closed) {
-      const closed = new Promise<void>((resolve) => link.once('close', () => resolve()))
-      link.close()
-      await closed
-    }
+    // The link closes without reporting it down: the requests on it fail as 'client closed'.
+    await this.#linker.stop()
     this.#failPending('client closed')
-    // A dial that resolves after this point sees #closed and ends its link; wait for it.
-    await this.#linking?.catch(() => {})
+    await this.#linker.settled()
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -245,7 +195,7 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
 
   /** The node this client is linked with. */
   get linkedNode(): string | undefined {
-    return this.#link?.peerId
+    return this.#linker.link?.peerId
   }
 
   worker(name: string, selector: WorkerSelector = {}): WorkerRef {
@@ -327,7 +277,7 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
   }
 
   async nodes(): Promise<NodeInfo[]> {
-    const link = this.#link
+    const link = this.#linker.link
     return this.#registry.nodes().map((entry) => nodeInfo(entry, entry.id === link?.peerId ? link.rtt : undefined))
   }
 
@@ -411,132 +361,24 @@ export class MeshClient extends EventEmitter<MeshEvents> implements Mesh {
    * `TimeoutError`: nothing was sent, no node answered.
    */
   #linkWithin(what: string, timeout: number, signal?: AbortSignal): Promise<Link> {
-    if (this.#link && !this.#link.closed && !signal?.aborted) return Promise.resolve(this.#link)
+    const current = this.#linker.link
+    if (current && !current.closed && !signal?.aborted) return Promise.resolve(current)
     return waitWithDeadline<Link>(what, { signal }, (resolve, reject) => {
       const cluster = this.#options.cluster ?? 'wmesh'
       const message = `${what}: no node of cluster "${cluster}" answered within ${timeout} ms; the client keeps looking, try again`
       const timer = setTimeout(() => reject(new NodeDownError(message)), timeout)
-      this.#ensureLink().then(resolve, reject)
+      this.#linker.ensure().then(resolve, reject)
       return () => clearTimeout(timer)
     })
   }
 
-  /** The current link, or a new one to the first candidate node that answers. */
-  #ensureLink(): Promise<Link> {
-    if (this.#closed) return Promise.reject(new NodeDownError('client is closed'))
-    if (this.#link && !this.#link.closed) return Promise.resolve(this.#link)
-    this.#linking ??= this.#findLink().finally(() => {
-      this.#linking = undefined
-    })
-    return this.#linking
-  }
-
-  async #findLink(): Promise<Link> {
-    const deadline = Date.now() + this.#connectTimeout
-    let lastError: Error | undefined
-    while (Date.now() < deadline && !this.#closed) {
-      const candidates = [
-        ...this.#registry.nodes().flatMap((e) => e.addresses.map((host) => ({ host, port: e.port }))),
-        ...this.#candidates.values(),
-      ]
-      for (const { host, port } of candidates) {
-        if (this.#closed) break
-        try {
-          const link = await this.#dial(host, port)
-          if (this.#closed) {
-            // close() ran during the dial and knows nothing of this link: end it here.
-            link.destroy()
-            break
-          }
-          await this.#adopt(link)
-          // close() during the sync wait closes the adopted link itself.
-          if (this.#closed) break
-          return link
-        } catch (error) {
-          lastError = error as Error
-          // A wrong secret or cluster name is refused by every node alike: say so now.
-          const code = (error as { code?: string }).code
-          if (code === 'ERR_AUTH' || code === 'ERR_HANDSHAKE') throw error
-        }
-      }
-      // Nothing answered yet: wait for discovery to propose more, a little at a time.
-      await delay(200, undefined, { signal: this.#stopping.signal }).catch(() => {})
-    }
-    if (this.#closed) throw new NodeDownError('client is closed')
-    throw new NodeDownError(
-      `cannot reach any node of cluster "${this.#options.cluster ?? 'wmesh'}"${lastError ? `: ${lastError.message}` : ' (none found)'}`,
-      { cause: lastError },
-    )
-  }
-
-  #dial(host: string, port: number): Promise<Link> {
-    const secret = this.#options.secret
-    const cluster = this.#options.cluster ?? 'wmesh'
-    return dialLink(
-      { host, port, tls: this.#options.tls ?? false, connectTimeout: 3000 },
-      { role: 'dialer', cluster, secret, localId: this.id, localKind: 'client' },
-      { logger: this.#baseLogger },
-    )
-  }
-
-  #adopt(link: Link): Promise<void> {
-    this.#link = link
-    this.#unconfirmed = new Set(this.#registry.nodes().map((e) => e.id))
-    const synced = this.#waitSynced(3000)
-    link.on('message', (raw) => {
-      const message = parseClusterMessage(raw)
-      if (!message) return
-      switch (message.t) {
-        case 'entry':
-          this.#unconfirmed?.delete(message.entry.id)
-          this.#registry.apply(message.entry)
-          return
-        case 'synced':
-          // What we knew before this link and its node did not re-send has left the view.
-          for (const id of this.#unconfirmed ?? []) this.#registry.remove(id, `not in the view of ${link.peerId}`)
-          this.#unconfirmed = undefined
-          this.#synced?.()
-          return
-        case 'gone':
-          this.#registry.remove(message.id, message.reason)
-          return
-        case 'result': {
-          const pending = this.#pending.get(message.id)
-          if (!pending) return
-          this.#pending.delete(message.id)
-          if (message.ok) pending.resolve(message.value)
-          else pending.reject(rebuildError(message.error))
-          return
-        }
-        default:
-          return
-      }
-    })
-    link.once('close', (error) => {
-      if (this.#link !== link) return
-      this.#link = undefined
-      const reason = `link to ${link.peerId} closed${error ? `: ${error.message}` : ''}`
-      this.#failPending(reason)
-      this.emit('link:down', link.peerId, reason)
-      // The linked node may be down, or only our link. Its entry goes now; the rest is checked
-      // against the next node's full view.
-      this.#registry.remove(link.peerId, 'link lost')
-      this.#relink()
-    })
-    this.emit('link:up', link.peerId)
-    return synced
-  }
-
-  /** Keeps trying to link with some node until it works or the client is closed. */
-  #relink(): void {
-    if (this.#closed || this.#retryTimer !== undefined) return
-    this.#ensureLink().catch(() => {
-      if (this.#closed) return
-      this.#retryTimer = setTimeout(() => {
-        this.#retryTimer = undefined
-        this.#relink()
-      }, 1000)
-    })
+  /** Settles the request a node's answer is for, if it is still waiting. */
+  #settle(message: Extract<ClusterMessage, { t: 'result' }>): void {
+    const pending = this.#pending.get(message.id)
+    if (!pending) return
+    this.#pending.delete(message.id)
+    if (message.ok) pending.resolve(message.value)
+    else pending.reject(rebuildError(message.error))
   }
 
   #failPending(reason: string): void {
