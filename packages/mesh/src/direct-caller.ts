@@ -203,6 +203,8 @@ export class DirectCaller {
     for (const peer of this.#away) {
       if (nodes.has(peer.endpoint.node)) continue
       this.#away.delete(peer)
+      // Its link may have closed already, its calls waiting for a verdict: this is the verdict.
+      this.#failOrphans(peer, true)
       this.#failAll(peer, true)
       peer.link?.destroy()
     }
@@ -287,22 +289,29 @@ export class DirectCaller {
   #onClose(peer: DirectPeer, link: Link, error: Error | undefined): void {
     if (peer.link !== link) return
     peer.link = undefined
-    this.#away.delete(peer)
     // A worker that said goodbye is gone for good: a restarted one listens on a new port.
     if (peer.state !== 'away') {
       peer.state = 'down'
       peer.retryAt = Date.now() + 100
     }
-    if (peer.pending.size === 0) return
-    if (this.#closed || (error as { code?: string } | undefined)?.code === 'ERR_HEARTBEAT_TIMEOUT') {
+    if (
+      peer.pending.size === 0 ||
+      this.#closed ||
+      (error as { code?: string } | undefined)?.code === 'ERR_HEARTBEAT_TIMEOUT'
+    ) {
+      this.#away.delete(peer)
       this.#failAll(peer, !this.#closed)
       return
     }
     // A closed socket does not say whether the worker's thread or its whole node went: the
     // node's view does, a moment later (retain), so calls fail with the same error as through
-    // the nodes. No new direct calls to this endpoint until then.
+    // the nodes. No new direct calls to this endpoint until then. A link kept 'away' stays in
+    // #away meanwhile, where retain() and close() still reach its calls.
     peer.retryAt = Number.POSITIVE_INFINITY
-    peer.verdict = setTimeout(() => this.#failOrphans(peer, false), VERDICT_GRACE_MS)
+    peer.verdict = setTimeout(() => {
+      this.#away.delete(peer)
+      this.#failOrphans(peer, false)
+    }, VERDICT_GRACE_MS)
   }
 
   /** Fails the calls of a link that closed, once it is known why. */

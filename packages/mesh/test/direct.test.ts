@@ -153,6 +153,26 @@ describe('direct calls between worker threads', () => {
     expect(await inFlight).toBeInstanceOf(NodeDownError)
   })
 
+  it('a link kept for its last answers that then closes: its calls still follow the view, and close()', async () => {
+    for (const ending of ['node leaves', 'caller closes'] as const) {
+      const { endpoint, server } = await serve()
+      const c = caller()
+      const peer = await linked(c, endpoint)
+      const inFlight = c.call(peer, 'wait', null, 10_000, undefined).catch((e: unknown) => e)
+      await vi.waitFor(() => expect(peer.pending.size).toBe(1), until)
+      c.retain(new Set(), new Set(['b']))
+      expect(peer.state).toBe('away')
+      await server.drain(0)
+      await vi.waitFor(() => expect(peer.link).toBeUndefined(), until)
+      expect(peer.verdict).toBeDefined()
+      if (ending === 'node leaves') c.retain(new Set(), new Set())
+      else c.close()
+      // Settled now, not by the one-second verdict timer (which close() must not leave behind).
+      expect(peer.verdict).toBeUndefined()
+      expect(await inFlight).toBeInstanceOf(ending === 'node leaves' ? NodeDownError : WorkerDownError)
+    }
+  })
+
   it('rejects an aborted call with AbortError, as the path through the node does', async () => {
     const { endpoint } = await serve()
     const c = caller()
