@@ -96,10 +96,21 @@ export const scheduleSchema = v.pipe(
         'Cron expression; six fields with seconds first ("*/5 * * * * *") or five without. Node local time unless timezone is set.',
       ),
     ),
-    every: v.pipe(v.optional(intFrom(1)), v.description('Fixed interval in ms, instead of cron.')),
-    timezone: v.pipe(v.optional(v.string()), v.description('IANA time zone for cron, e.g. "UTC" or "Europe/Berlin".')),
+    every: v.pipe(
+      v.optional(v.pipe(intFrom(1), v.maxValue(MAX_MS))),
+      v.description('Fixed interval in ms, instead of cron.'),
+    ),
+    timezone: v.pipe(
+      v.optional(v.string()),
+      v.description('IANA time zone for cron (not every), e.g. "UTC" or "Europe/Berlin".'),
+    ),
     data: v.pipe(v.optional(v.unknown()), v.description('Argument passed to the method.')),
-    timeout: v.pipe(v.optional(milliseconds), v.description('Call timeout (ms); default: the node callTimeout.')),
+    timeout: v.pipe(
+      v.optional(milliseconds),
+      v.description(
+        'A run taking longer is reported as failed (ms; default: the node callTimeout); the next runs wait until it ends.',
+      ),
+    ),
   }),
   v.check((s) => (s.cron === undefined) !== (s.every === undefined), 'set exactly one of cron or every'),
 )

@@ -43,6 +43,8 @@ export interface MeshNodeComponents {
 const VERSION = '0.1.0'
 /** Least silence that ends a direct link between worker threads. */
 const DIRECT_LIVENESS_MS = 30_000
+/** Longest delay a timer takes (about 24 days). */
+const MAX_TIMER_MS = 2_147_483_647
 
 /**
  * A wmesh node: hosts workers, each instance in a worker thread of its own, supervised
@@ -191,7 +193,13 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
       this.#enableDirectCalls(secret)
       await this.#pool.start()
       this.#checkStillStarting()
-      this.#scheduler = new Scheduler(this.config.schedules, (s) => this.#runSchedule(s), this.logger)
+      this.#checkScheduledWorkers()
+      this.#scheduler = new Scheduler(
+        this.config.schedules,
+        (s) => this.#runSchedule(s),
+        this.config.callTimeout,
+        this.logger,
+      )
       this.#scheduler.start()
       this.#cluster.updateSelf()
       await this.#startCluster(secret)
@@ -329,13 +337,27 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
     return this.#cluster.self.addresses[0] ?? this.#addresses()[0] ?? '127.0.0.1'
   }
 
+  /** Schedules call this node's own workers: one naming a worker it does not have could never run. */
+  #checkScheduledWorkers(): void {
+    this.config.schedules.forEach((schedule, index) => {
+      if (this.#pool.hasModule(schedule.worker)) return
+      throw new ConfigError(
+        `key "schedules.${index}.worker": this node has no worker "${schedule.worker}" (schedules call the node's own workers)`,
+      )
+    })
+  }
+
+  /**
+   * One scheduled call, settling when the worker has finished it however long it takes: the
+   * scheduler reports a run past its timeout, and must not start the next beside it.
+   */
   async #runSchedule(schedule: NodeConfig['schedules'][number]): Promise<void> {
     await this.#router.call(
       schedule.worker,
       { key: schedule.key },
       schedule.method,
       packValue(schedule.data),
-      schedule.timeout ?? this.config.callTimeout,
+      MAX_TIMER_MS,
       undefined,
       false,
     )

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { ConfigError, type MeshNode } from '@wmesh/mesh'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { fixtures, startNode } from './helpers.js'
 
 const clock = join(fixtures, 'clock-worker.mjs')
@@ -70,6 +70,46 @@ describe('schedules', () => {
     expect(logs.lines.some((l) => String(l.msg).includes('skipped clock.slow: the previous run is still going'))).toBe(
       true,
     )
+  })
+
+  it('never stacks a run past its timeout either: it fails once, and the next runs wait for it to end', async () => {
+    const { node, logs } = await startNode({
+      logLevel: 'warn',
+      workers: { clock: { file: clock } },
+      schedules: [{ worker: 'clock', method: 'slow', every: 50, timeout: 100, data: 600 }],
+    })
+    nodes.push(node)
+    // Two whole runs: the first timed out at 100 ms and ended at 600, then the next began.
+    await vi.waitFor(() => expect(node.scheduleStats()[0]?.runs).toBeGreaterThanOrEqual(2), {
+      timeout: 10_000,
+      interval: 20,
+    })
+    const report = (await node.worker('clock').call('report')) as Report
+    expect(report.maxActive).toBe(1)
+    expect(node.scheduleStats()[0]?.failed).toBeGreaterThanOrEqual(1)
+    expect(logs.lines.some((l) => String(l.msg).includes('timed out after 100 ms; the next runs wait'))).toBe(true)
+    // Skips every 50 ms are a few lines, not one each.
+    expect(logs.lines.filter((l) => String(l.msg).startsWith('skipped clock.slow')).length).toBeLessThanOrEqual(5)
+  })
+
+  it('refuses at start a schedule no run could serve: a worker the node lacks, a bad or misplaced time zone', async () => {
+    const problems = [
+      [{ worker: 'nobody', method: 'tick', every: 1000 }, 'key "schedules.0.worker": this node has no worker "nobody"'],
+      [
+        { worker: 'clock', method: 'tick', cron: '* * * * * *', timezone: 'Europe/Berln' },
+        'key "schedules.0.timezone": unknown time zone "Europe/Berln"',
+      ],
+      [
+        { worker: 'clock', method: 'tick', every: 1000, timezone: 'UTC' },
+        'key "schedules.0.timezone": a time zone applies to cron, not to every',
+      ],
+      [{ worker: 'clock', method: 'tick', every: 2 ** 31 }, 'key "schedules.0.every": Too big'],
+    ] as const
+    for (const [schedule, message] of problems) {
+      const started = startNode({ logLevel: 'silent', workers: { clock: { file: clock } }, schedules: [schedule] })
+      await expect(started).rejects.toThrow(ConfigError)
+      await expect(started).rejects.toThrow(message)
+    }
   })
 
   it('rejects an invalid cron expression at start, naming the schedule', async () => {
