@@ -1,5 +1,6 @@
 import { RemoteError, WmeshError } from '@wmesh/core'
 import { ExitCode, exitCodeFor } from './exit-codes.js'
+import { safeText } from './style.js'
 
 /** Options of `fail` and `formatFailure`. */
 export interface FailOptions {
@@ -12,7 +13,8 @@ export interface FailOptions {
  * when verbose. An unexpected error gets a hint that --verbose shows more.
  */
 export function formatFailure(error: unknown, options: FailOptions = {}): string {
-  const message = (error instanceof Error ? error.message : String(error)).trim().replace(/\s*\n\s*/g, ' ')
+  // A remote error's message is chosen by whoever threw it: no control characters reach stderr.
+  const message = safeText((error instanceof Error ? error.message : String(error)).trim().replace(/\s*\n\s*/g, ' '))
   let text = `wmesh: ${message || 'failed'}`
   if (options.verbose) {
     for (let e: unknown = error; e instanceof Error; e = e.cause) {

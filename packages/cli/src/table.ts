@@ -1,5 +1,5 @@
 import Table from 'cli-table3'
-import { visibleWidth } from './style.js'
+import { safeText, visibleWidth } from './style.js'
 
 /** One column of a table. */
 export interface Column {
@@ -29,6 +29,8 @@ export function outputWidth(stream: NodeJS.WriteStream = process.stdout): number
  * Header cells are passed already painted, if at all.
  */
 export function renderTable(columns: Column[], rows: string[][], maxWidth = outputWidth()): string {
+  // Cells hold strings from the cluster; only the CLI's own colours may reach the terminal.
+  rows = rows.map((row) => row.map((cell) => safeText(cell, true)))
   const widths = columns.map((c, i) => Math.max(visibleWidth(c.header), ...rows.map((r) => visibleWidth(r[i] ?? ''))))
   const total = () => widths.reduce((a, b) => a + b, 0) + GAP * (columns.length - 1)
   while (total() > maxWidth) {

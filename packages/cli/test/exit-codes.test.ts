@@ -1,6 +1,7 @@
 import { NodeDownError, RemoteError, TimeoutError, WmeshError } from '@wmesh/core'
 import { describe, expect, it } from 'vitest'
 import { ExitCode, exitCodeFor } from '../src/exit-codes.js'
+import { formatFailure } from '../src/fail.js'
 
 class AuthError extends WmeshError {
   override readonly code = 'ERR_AUTH'
@@ -18,5 +19,12 @@ describe('exitCodeFor', () => {
     const wrapped = new NodeDownError('cannot reach any node', { cause: new AuthError('wrong secret') })
     expect(exitCodeFor(wrapped)).toBe(ExitCode.auth)
     expect(exitCodeFor(new NodeDownError('cannot reach any node'))).toBe(ExitCode.nodeDown)
+  })
+})
+
+describe('formatFailure', () => {
+  it('prints a remote message as one line with its control characters shown', () => {
+    const error = new Error('bad\x1b]0;PWNED\x07 input\nsecond line')
+    expect(formatFailure(error)).toBe('wmesh: bad\\x1b]0;PWNED\\x07 input second line (run with --verbose for details)')
   })
 })

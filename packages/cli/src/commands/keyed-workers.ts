@@ -4,6 +4,7 @@ import { addClusterOptions, type ClusterOptions } from '../cluster-options.js'
 import { findNode, withCluster } from '../connect.js'
 import { parseJsonArgument } from '../format.js'
 import { print, printJson } from '../output.js'
+import { safeText } from '../style.js'
 import { workerRow } from './workers.js'
 
 interface KeyedOptions extends ClusterOptions {
@@ -29,7 +30,7 @@ export function registerKeyedWorkers(program: Command): void {
         const node = options.node === undefined ? undefined : (await findNode(client, options.node)).id
         const info = await client.newWorker(worker, { key: options.key, data, node })
         if (options.json) printJson(workerRow(info))
-        else print(`started ${info.name} key ${info.key ?? options.key} on ${info.node} (${info.state})`)
+        else print(safeText(`started ${info.name} key ${info.key ?? options.key} on ${info.node} (${info.state})`))
       })
     }),
   )

@@ -6,7 +6,7 @@ import { addClusterOptions, type ClusterOptions } from '../cluster-options.js'
 import { openCluster } from '../connect.js'
 import { formatClock, toJson } from '../format.js'
 import { print } from '../output.js'
-import { Painter } from '../style.js'
+import { Painter, safeText } from '../style.js'
 
 /** How often watch checks which node it is linked through. */
 const LINK_CHECK_MS = 500
@@ -67,8 +67,9 @@ function describe(e: Record<string, unknown>, p: Painter): string {
   } else {
     what = String(e.message)
   }
-  const reason = e.reason === undefined ? '' : p.paint('dim', `  ${e.reason}`)
-  return `${p.paint('dim', formatClock(new Date()))}  ${p.paint(colour, event.padEnd(12))}  ${what}${reason}`
+  // Names, keys and reasons come from the cluster: one holding a newline could forge a line.
+  const reason = e.reason === undefined ? '' : p.paint('dim', `  ${safeText(String(e.reason))}`)
+  return `${p.paint('dim', formatClock(new Date()))}  ${p.paint(colour, event.padEnd(12))}  ${safeText(what)}${reason}`
 }
 
 /**
