@@ -169,3 +169,18 @@ describe('MeshClient robustness', () => {
     }
   })
 })
+
+describe('MeshClient connect timeout', () => {
+  it('is kept against a listener that accepts and never answers (was the 5 s handshake deadline)', async () => {
+    const silent = createServer((socket) => socket.on('error', () => {}))
+    servers.push(silent)
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const { port } = silent.address() as { port: number }
+    const secret = Buffer.from('a secret no node here checks'.padEnd(32, '.'))
+    const { error, ms } = await failure(
+      connectMesh({ secret, join: [`127.0.0.1:${port}`], mdns: false, timeout: 1000, logger }),
+    )
+    expect(error).toBeInstanceOf(NodeDownError)
+    expect(ms).toBeLessThan(3000)
+  })
+})

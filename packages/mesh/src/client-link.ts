@@ -160,7 +160,8 @@ export class ClientLinker {
       for (const { host, port } of candidates) {
         if (this.#closed) break
         try {
-          const link = await this.#dial(host, port)
+          // A dial (connect and handshake) never outlasts what is left of the connect timeout.
+          const link = await this.#dial(host, port, Math.max(1, deadline - Date.now()))
           if (this.#closed) {
             // stop() ran during the dial and knows nothing of this link: end it here.
             link.destroy()
@@ -187,15 +188,16 @@ export class ClientLinker {
     )
   }
 
-  #dial(host: string, port: number): Promise<Link> {
+  #dial(host: string, port: number, within: number): Promise<Link> {
     return dialLink(
-      { host, port, tls: this.#init.tls, connectTimeout: 3000 },
+      { host, port, tls: this.#init.tls, connectTimeout: Math.min(3000, within) },
       {
         role: 'dialer',
         cluster: this.#init.cluster,
         secret: this.#init.secret,
         localId: this.#init.id,
         localKind: 'client',
+        handshakeTimeout: Math.min(5000, within),
       },
       { logger: this.#components.logger },
     )
