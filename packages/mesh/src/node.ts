@@ -103,8 +103,12 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
           onCache: (slot, key, value) => {
             // A deleted instance still stopping must not write into its successor's cache.
             if (!this.#pool.has(slot)) return
-            if (value) this.#results.set(slot.name, slot.key, key, value)
-            else this.#results.delete(slot.name, slot.key, key)
+            if (!value) this.#results.delete(slot.name, slot.key, key)
+            else if (!this.#results.set(slot.name, slot.key, key, value))
+              this.logger.warn(
+                { worker: slot.label, key, bytes: value.length },
+                `${slot.label}: cache value "${key}" of ${value.length} bytes is larger than a worker may keep; not stored`,
+              )
           },
         },
         serviceHost: (bound) => this.#serviceHost(bound),
