@@ -1,5 +1,6 @@
 import { access } from 'node:fs/promises'
 import { resolve } from 'node:path'
+import { MAX_TIMER_MS } from '@wmesh/core/internal'
 import { ConfigError, loadNodeConfig } from '@wmesh/mesh'
 import { type Command, Option } from 'commander'
 import { UsageError } from './errors.js'
@@ -37,7 +38,7 @@ export const DEFAULT_CONNECT_TIMEOUT = 5000
 const INIT_SECRET_FILE = 'wmesh.secret'
 
 /** Longest wait an option may ask for: timers take 2^31-1 ms, and calls add a second of slack. */
-export const MAX_MILLISECONDS = 2_147_483_647 - 1000
+export const MAX_MILLISECONDS = MAX_TIMER_MS - 1000
 
 /** Parses a positive number of milliseconds for an option. */
 export function milliseconds(value: string): number {

@@ -3,6 +3,7 @@
  * anything here may change without notice.
  */
 
+export { MAX_TIMER_MS } from './address.js'
 export { resolveCodec } from './codec.js'
 export { Connection, type ConnectionComponents } from './connection.js'
 export { waitWithDeadline } from './deadline.js'

@@ -9,6 +9,7 @@ import {
   TimeoutError,
   type WorkerSelector,
 } from '@wmesh/core'
+import { MAX_TIMER_MS } from '@wmesh/core/internal'
 import { callOnEachNode, nodesRunning, runsWorker } from './call-all.js'
 import type { Cluster } from './cluster.js'
 import type { ClusterMessage, NodeEntry, WorkerEntry } from './cluster-protocol.js'
@@ -332,5 +333,5 @@ export class CallRouter {
  */
 function wholeMs(timeout: unknown): number {
   if (typeof timeout !== 'number' || Number.isNaN(timeout)) return 1
-  return Math.min(Math.max(Math.ceil(timeout), 0), 2_147_483_647)
+  return Math.min(Math.max(Math.ceil(timeout), 0), MAX_TIMER_MS)
 }

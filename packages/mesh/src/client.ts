@@ -19,7 +19,7 @@ import {
   type WorkerRef,
   type WorkerSelector,
 } from '@wmesh/core'
-import { waitWithDeadline } from '@wmesh/core/internal'
+import { MAX_TIMER_MS, waitWithDeadline } from '@wmesh/core/internal'
 import { type Logger, pino } from 'pino'
 import { callOnEachNode, nodesRunning } from './call-all.js'
 import { ClientLinker } from './client-link.js'
@@ -76,7 +76,7 @@ interface RequestDeadline {
 const CALL_SLACK_MS = 1000
 
 /** Longest timeout accepted: Node timers take at most 2^31-1 ms, and calls add their slack. */
-const MAX_TIMEOUT_MS = 2_147_483_647 - CALL_SLACK_MS
+const MAX_TIMEOUT_MS = MAX_TIMER_MS - CALL_SLACK_MS
 
 /**
  * `value` as a timeout the client can send and wait on: rounded up to whole ms (a node drops

@@ -1,4 +1,5 @@
 import { WmeshError } from '@wmesh/core'
+import { MAX_TIMER_MS } from '@wmesh/core/internal'
 import * as v from 'valibot'
 
 /** The configuration is invalid; the message names the key and the problem. */
@@ -6,15 +7,12 @@ export class ConfigError extends WmeshError {
   override readonly code = 'ERR_CONFIG'
 }
 
-/** Timers take at most 2^31-1 ms. */
-const MAX_MS = 2_147_483_647
-
 /** An integer of at least `min`; NaN and ±Infinity are not numbers ("expected number"). */
 function intFrom(min: number) {
   return v.pipe(v.number(), v.finite(), v.integer(), v.minValue(min))
 }
 
-const milliseconds = v.pipe(intFrom(0), v.maxValue(MAX_MS))
+const milliseconds = v.pipe(intFrom(0), v.maxValue(MAX_TIMER_MS))
 const hostPort = v.pipe(
   v.string(),
   v.regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected HOST:PORT (IPv6 as [::1]:PORT)'),
@@ -97,7 +95,7 @@ export const scheduleSchema = v.pipe(
       ),
     ),
     every: v.pipe(
-      v.optional(v.pipe(intFrom(1), v.maxValue(MAX_MS))),
+      v.optional(v.pipe(intFrom(1), v.maxValue(MAX_TIMER_MS))),
       v.description('Fixed interval in ms, instead of cron.'),
     ),
     timezone: v.pipe(

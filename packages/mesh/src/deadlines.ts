@@ -1,3 +1,5 @@
+import { MAX_TIMER_MS } from '@wmesh/core/internal'
+
 /** Something that expires: its deadline (performance.now() time) and the timeout it came from. */
 export interface Expiring {
   deadline: number
@@ -74,6 +76,6 @@ export class Deadlines<T extends Expiring> {
     clearTimeout(this.#timer)
     this.#armedFor = at
     // Node timers turn delays above 2^31-1 ms into 1 ms.
-    this.#timer = setTimeout(this.#sweep, Math.min(2_147_483_647, Math.max(1, Math.ceil(at - now))))
+    this.#timer = setTimeout(this.#sweep, Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(at - now))))
   }
 }

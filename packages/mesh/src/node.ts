@@ -15,6 +15,7 @@ import {
   type WorkerRef,
   type WorkerSelector,
 } from '@wmesh/core'
+import { MAX_TIMER_MS } from '@wmesh/core/internal'
 import type { Logger } from 'pino'
 import { CallRouter } from './call-router.js'
 import { Cluster } from './cluster.js'
@@ -43,8 +44,6 @@ export interface MeshNodeComponents {
 const VERSION = '0.1.0'
 /** Least silence that ends a direct link between worker threads. */
 const DIRECT_LIVENESS_MS = 30_000
-/** Longest delay a timer takes (about 24 days). */
-const MAX_TIMER_MS = 2_147_483_647
 
 /**
  * A wmesh node: hosts workers, each instance in a worker thread of its own, supervised

@@ -1,4 +1,5 @@
 import { NodeDownError, TimeoutError } from '@wmesh/core'
+import { MAX_TIMER_MS } from '@wmesh/core/internal'
 import type { Logger } from 'pino'
 import { type ClusterMessage, type ClusterOp, checkWireName } from './cluster-protocol.js'
 import type { Link } from './link.js'
@@ -23,8 +24,6 @@ interface Pending {
   reject(error: Error): void
   timer: ReturnType<typeof setTimeout> | undefined
 }
-
-const MAX_TIMER_MS = 2_147_483_647
 
 /**
  * Calls and operations between nodes, both ways: sends this node's with ids and matches
