@@ -19,6 +19,11 @@ export interface DirectEndpoint {
   label: string
 }
 
+/** One link per worker instance: a port reused by another instance is another peer. */
+export function endpointKey(endpoint: Pick<DirectEndpoint, 'host' | 'port' | 'id'>): string {
+  return `${endpoint.host}:${endpoint.port}/${endpoint.id}`
+}
+
 /** One endpoint's link and the calls waiting on it. */
 export interface DirectPeer {
   endpoint: DirectEndpoint
@@ -122,7 +127,7 @@ export class DirectCaller {
    * The peer to call `endpoint` through now, or undefined to go through the nodes this
    * time; starts dialing when there is no link yet.
    */
-  peer(endpoint: DirectEndpoint, key = `${endpoint.host}:${endpoint.port}/${endpoint.id}`): DirectPeer | undefined {
+  peer(endpoint: DirectEndpoint, key = endpointKey(endpoint)): DirectPeer | undefined {
     let peer = this.#peers.get(key)
     if (!peer) {
       peer = {

@@ -1,7 +1,7 @@
 import type { WorkerSelector } from '@wmesh/core'
 import { runsWorker } from './call-all.js'
 import type { NodeEntry, WorkerEntry } from './cluster-protocol.js'
-import type { DirectCaller, DirectEndpoint, DirectPeer } from './direct-caller.js'
+import { type DirectCaller, type DirectEndpoint, type DirectPeer, endpointKey } from './direct-caller.js'
 import { directIdentity, instanceLabel } from './direct-protocol.js'
 
 const MAX_CACHED_ROUTES = 1024
@@ -149,9 +149,9 @@ export class DirectRouter {
   }
 }
 
-/** One link per worker instance: a port reused by another instance is another peer. */
+/** The key of a listed worker's direct port (`endpointKey`). */
 function peerKey(host: string, w: DirectoryWorker): string {
-  return `${host}:${w.direct}/${w.directId}`
+  return endpointKey({ host, port: w.direct as number, id: w.directId as string })
 }
 
 interface Target {

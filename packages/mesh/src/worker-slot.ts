@@ -277,8 +277,7 @@ export class WorkerSlot {
           this.#setState('running')
           logger.info({ worker: this.label, restarts: this.restarts }, 'worker running')
         }
-        this.#firstStart?.resolve()
-        this.#firstStart = undefined
+        this.#settleFirstStart()
         break
       case 'result': {
         const pending = this.#pending.get(message.id)
