@@ -17,9 +17,15 @@ export function formatFailure(error: unknown, options: FailOptions = {}): string
   const message = safeText((error instanceof Error ? error.message : String(error)).trim().replace(/\s*\n\s*/g, ' '))
   let text = `wmesh: ${message || 'failed'}`
   if (options.verbose) {
+    // Stacks keep their lines; each line is shown safely (a remote stack is the thrower's text).
+    const lines = (stack: string) =>
+      stack
+        .split('\n')
+        .map((line) => safeText(line))
+        .join('\n')
     for (let e: unknown = error; e instanceof Error; e = e.cause) {
-      text += `\n${e.stack ?? `${e.name}: ${e.message}`}`
-      if (e instanceof RemoteError && e.remoteStack) text += `\nremote stack:\n${e.remoteStack}`
+      text += `\n${lines(e.stack ?? `${e.name}: ${e.message}`)}`
+      if (e instanceof RemoteError && e.remoteStack) text += `\nremote stack:\n${lines(e.remoteStack)}`
     }
   } else if (!(error instanceof WmeshError) && exitCodeFor(error) === ExitCode.unexpected) {
     text += ' (run with --verbose for details)'

@@ -1,5 +1,4 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
-import { MAX_TIMER_MS } from './address.js'
 import { Connection, type ConnectionOptions, validateConnectionOptions } from './connection.js'
 import { waitWithDeadline } from './deadline.js'
 import { ListenError, WorkerStoppedError } from './errors.js'
@@ -98,8 +97,8 @@ export class ServerHandle {
     for (const connection of open) connection.end()
     const all = Promise.all([stopped, ...closed])
     try {
-      // Clamped: Node turns a longer delay (a stop with stopTimeout Infinity) into 1 ms.
-      await waitWithDeadline<void>('server close', { timeout: Math.min(timeout, MAX_TIMER_MS) }, (resolve) => {
+      // waitWithDeadline sets no timer for a wait longer than a timer holds (stopTimeout Infinity).
+      await waitWithDeadline<void>('server close', { timeout }, (resolve) => {
         all.then(() => resolve())
         return () => {}
       })

@@ -9,7 +9,7 @@ import { UsageError } from '../errors.js'
 import { exitCodeFor } from '../exit-codes.js'
 import { parseJsonArgument, toJson } from '../format.js'
 import { print, printJson } from '../output.js'
-import { Painter } from '../style.js'
+import { Painter, safeText } from '../style.js'
 import { renderTable } from '../table.js'
 
 interface CallCommandOptions extends ClusterOptions {
@@ -183,7 +183,7 @@ export function registerCall(program: Command): void {
           await checkCastTarget(client, worker, method, options.key, node?.name)
           await client.worker(worker, { key: options.key, node: node?.id }).cast(method, arg)
           if (options.json) printJson({ sent: true, worker, method })
-          else print(`sent ${worker}.${method}${node ? ` to ${node.name}` : ''}`)
+          else print(safeText(`sent ${worker}.${method}${node ? ` to ${node.name}` : ''}`))
         })
       },
     ),

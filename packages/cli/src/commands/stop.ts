@@ -6,6 +6,7 @@ import { addClusterOptions, type ClusterOptions, milliseconds } from '../cluster
 import { findNode, withCluster } from '../connect.js'
 import { UsageError } from '../errors.js'
 import { print, printJson } from '../output.js'
+import { safeText } from '../style.js'
 
 interface StopOptions extends ClusterOptions {
   node?: string[]
@@ -93,7 +94,7 @@ export function registerStop(program: Command): void {
         const self = targets.find((n) => n.id === linked)
         if (self) stopped.push(await stopOne(client, self, options))
         if (options.json) printJson(stopped)
-        else for (const s of stopped) print(`stopped ${s.node} (${s.id}) in ${s.ms} ms`)
+        else for (const s of stopped) print(safeText(`stopped ${s.node} (${s.id}) in ${s.ms} ms`))
       })
     }),
   )
