@@ -44,6 +44,8 @@ describe('simultaneous dial (fake peer "a" < "n1")', () => {
     const socket = connect({ host: '127.0.0.1', port: pn as number })
     await once(socket, 'connect')
     const dialed = await Link.establish(socket, { ...init, role: 'dialer' }, { logger }) // link Y
+    // A node's first message on a link is its entry (or `relink`): n1 decides on it.
+    dialed.send({ t: 'want' })
     const closed = (l: Link) =>
       new Promise<boolean>((r) => {
         if (l.closed) r(true)

@@ -14,6 +14,7 @@ print({ event: 'listening', host: proxy.host, port: proxy.port, seed: proxy.seed
 const ops: Record<string, (arg: unknown) => Promise<unknown>> = {
   delay: (ms) => proxy.delay(ms as number),
   stall: () => proxy.stall(),
+  stallOpen: () => proxy.stallOpen(),
   resume: () => proxy.resume(),
   corrupt: (options) => proxy.corrupt(options as CorruptOptions),
   heal: () => proxy.heal(),

@@ -87,6 +87,10 @@ class RemoteProxy implements ProxyControl {
     await this.#request('stall')
   }
 
+  async stallOpen(): Promise<void> {
+    await this.#request('stallOpen')
+  }
+
   async resume(): Promise<void> {
     await this.#request('resume')
   }

@@ -198,6 +198,23 @@ describe('TcpProxy (loopback)', () => {
     late.destroy()
   })
 
+  it('stallOpen stalls only the connections open now; a new one passes; resume delivers what was held', async () => {
+    const { proxy, target } = await setup()
+    const old = await dial(proxy.port)
+    await readBytesAfter(old, 'warm')
+    await proxy.stallOpen()
+    old.write('held')
+    const fresh = await dial(proxy.port)
+    // The new connection echoes through while the old one is stuck.
+    await readBytesAfter(fresh, 'fresh')
+    expect(Buffer.concat(target.received).toString()).toBe('warmfresh')
+    const held = readBytes(old, 'held'.length)
+    await proxy.resume()
+    expect((await held).toString()).toBe('held')
+    old.destroy()
+    fresh.destroy()
+  })
+
   it('flips exactly the next K bytes of one direction (optionally after N), then passes bytes unchanged', async () => {
     const { proxy, target } = await setup(false)
     const client = await dial(proxy.port)

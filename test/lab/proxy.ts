@@ -7,6 +7,8 @@
  * - `delay(ms)`: every chunk, each direction, leaves `ms` after it arrived; order is kept.
  * - `stall()` / `resume()`: nothing is forwarded (data, FIN or reset) and nothing is
  *   closed; a connection accepted meanwhile reaches the target only after `resume()`.
+ * - `stallOpen()`: the same for the connections open now only (one TCP connection stuck
+ *   in retransmission back-off); new ones pass. `resume()` ends it too.
  * - `corrupt({ bytes, after } | { probability }, direction)`: flips the next `bytes` bytes
  *   (after letting `after` pass), or each byte with `probability`; the masks (and which
  *   bytes, for a probability) come from a seeded generator (the seed is `proxy.seed`).
@@ -65,6 +67,8 @@ export interface ProxyControl {
   readonly seed: number
   delay(ms: number): Promise<void>
   stall(): Promise<void>
+  /** Stalls the connections open now; connections accepted later pass. */
+  stallOpen(): Promise<void>
   resume(): Promise<void>
   corrupt(options: CorruptOptions): Promise<void>
   /** Ends delay, stall and corruption (what is queued goes out in order). */
@@ -101,6 +105,8 @@ class Pipe {
   #timer: NodeJS.Timeout | undefined
   #draining = false
   done = false
+  /** Stalled on its own (`stallOpen`), whatever the proxy's state. */
+  held = false
 
   constructor(proxy: TcpProxy, to: 'to-target' | 'to-client', from: Socket, sink: Socket | undefined) {
     this.#proxy = proxy
@@ -134,7 +140,7 @@ class Pipe {
     clearTimeout(this.#timer)
     this.#timer = undefined
     const sink = this.#sink
-    if (this.#proxy.stalled || this.#draining || !sink || this.done) return
+    if (this.#proxy.stalled || this.held || this.#draining || !sink || this.done) return
     while (this.#queue.length > 0) {
       const head = this.#queue[0] as Item
       const wait = head.due - performance.now()
@@ -210,6 +216,12 @@ class Relay {
   pump(): void {
     this.up.pump()
     this.down?.pump()
+  }
+
+  /** Stalls (or releases) both directions of this connection alone. */
+  hold(held: boolean): void {
+    this.up.held = held
+    if (this.down) this.down.held = held
   }
 
   end(): void {
@@ -288,8 +300,12 @@ export class TcpProxy implements ProxyControl {
     this.stalled = true
   }
 
+  async stallOpen(): Promise<void> {
+    for (const relay of this.#relays) relay.hold(true)
+  }
+
   async resume(): Promise<void> {
-    if (!this.stalled) return
+    for (const relay of this.#relays) relay.hold(false)
     this.stalled = false
     for (const relay of [...this.#relays]) {
       // Connections whose client gave up during the stall never reached the target.

@@ -6,8 +6,10 @@ import { echo, eventsSince, hold, type LabCluster, labCluster } from './lab-clus
 // Scenario 4: 30% of the packets arriving at h3 are dropped (nft, inside h3's namespace)
 // for LOSS_SECONDS, with the default failure bound (heartbeats 500 ms, timeout 3 s). The
 // healthy hosts h1 and h2 must never be marked down by each other, and calls to both
-// must still complete (those to h3 slower). 60 s as the issue asks (the whole reliability
-// suite stays under 2 minutes); WMESH_LOSS_SECONDS shortens it (the soak uses 20 s).
+// must still complete (those to h3 slower). TCP back-off stalls a link to h3 for seconds
+// now and then (a resend lost again doubles the wait): the other nodes still hear h3, so
+// the stalled link is replaced by a fresh one (relinked) instead of h3 going down. 60 s as
+// the issue asks; WMESH_LOSS_SECONDS shortens it (the soak uses 20 s).
 const LOSS_SECONDS = Number(process.env.WMESH_LOSS_SECONDS ?? 60)
 const LOSS_PERCENT = 30
 const TIMEOUT = 10_000
@@ -65,8 +67,12 @@ describe(`scenario 4: ${LOSS_PERCENT}% packet loss on one host`, () => {
         .flat()
         .filter((l) => /: h[12]:/.test(l))
       const h3Flaps = eventsSince(probe, lossFrom, (l) => l.event === 'node:down' && l.name === 'h3').length
+      const relinks = cluster.nodes.flatMap((n) =>
+        n.lines.filter((l) => /^relinked with .* at its request/.test(String(l.msg)) && Number(l.time) >= lossFrom),
+      ).length
       console.log(
         `[scenario 4] loss=${LOSS_PERCENT}% on h3 for ${LOSS_SECONDS}s; h3 marked down ${h3Flaps}x (seen at h1); ` +
+          `stalled links replaced ${relinks}x; ` +
           `down lines (observer: peer)=[${downLines.flat().join(', ')}]; to h2: ${describeCalls(toH2)}; ` +
           `to h3: ${describeCalls(toH3)}`,
       )
@@ -76,8 +82,9 @@ describe(`scenario 4: ${LOSS_PERCENT}% packet loss on one host`, () => {
       for (const s of [toH2, toH3]) {
         expectNoWrongCalls(s)
       }
-      // Slower, but they complete: most calls to the lossy host still return their value.
-      expect(toH3.ok).toBeGreaterThan(toH3.made * 0.8)
+      // Slower, but they complete: calls to the lossy host return their value, but for
+      // those stuck on a stalled link past their timeout (its successor takes the rest).
+      expect(toH3.ok, 'calls to the lossy h3 that returned their value').toBeGreaterThanOrEqual(toH3.made * 0.9)
     },
     LOSS_SECONDS * 1000 + 60_000,
   )

@@ -77,6 +77,14 @@ export type ClusterMessage =
   | { t: 'result'; id: number; ok: false; error: SerializedError }
   /** Graceful leave: the peer is stopping; mark it down now instead of waiting for the link to drop. */
   | { t: 'bye'; reason: string }
+  /** Node to node: our link to `peer` is silent; do you still hear it? Answered by `heard`. */
+  | { t: 'suspect'; id: number; peer: string }
+  /** Whether the sender heard the peer of `suspect` `id` within its heartbeatTimeout. */
+  | { t: 'heard'; id: number; heard: boolean }
+  /** First message on a new link: it replaces our current one, which is stalled. Answered by `relinked`. */
+  | { t: 'relink' }
+  /** First message back on a relink: both sides now use the new link. */
+  | { t: 'relinked' }
 
 /** Requests answered by `result`, for clients and for other nodes. */
 export type ClusterOp =
@@ -213,6 +221,8 @@ export function parseClusterMessage(v: unknown): ClusterMessage | undefined {
       return isString(v.id) && isInt(v.rev) ? (v as ClusterMessage) : undefined
     case 'want':
     case 'synced':
+    case 'relink':
+    case 'relinked':
       return v as ClusterMessage
     case 'gone':
       return isString(v.id) && isString(v.reason, 1000) ? (v as ClusterMessage) : undefined
@@ -235,6 +245,10 @@ export function parseClusterMessage(v: unknown): ClusterMessage | undefined {
       return v.ok === false && isSerializedError(v.error) ? (v as ClusterMessage) : undefined
     case 'bye':
       return isString(v.reason, 1000) ? (v as ClusterMessage) : undefined
+    case 'suspect':
+      return isInt(v.id) && isString(v.peer) ? (v as ClusterMessage) : undefined
+    case 'heard':
+      return isInt(v.id) && typeof v.heard === 'boolean' ? (v as ClusterMessage) : undefined
     default:
       return undefined
   }

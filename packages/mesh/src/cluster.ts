@@ -11,11 +11,13 @@ import {
 } from './cluster-protocol.js'
 import { Discovery } from './discovery.js'
 import { type NodeIdentity, parseNodeId } from './identity.js'
-import { Link, type LinkInit } from './link.js'
+import { Link, type LinkComponents, type LinkInit } from './link.js'
 import { createLinkServer, dialLink } from './link-dial.js'
 import { PeerDialer } from './peer-dialer.js'
+import { PeerWitnesses } from './peer-witnesses.js'
 import { Registry } from './registry.js'
 import { RegistrySync } from './registry-sync.js'
+import { Relinker } from './relinker.js'
 import { RemoteRequests } from './remote-requests.js'
 
 /** How the cluster layer is set up. */
@@ -32,6 +34,8 @@ export interface ClusterInit {
   tls: boolean
   heartbeatInterval: number
   heartbeatTimeout: number
+  /** A link silent past heartbeatTimeout lives on while other nodes hear its peer, up to this (ms). */
+  suspectTimeout: number
   version: string
 }
 
@@ -70,6 +74,8 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
   readonly #sync: RegistrySync
   readonly #requests: RemoteRequests
   readonly #dialer: PeerDialer
+  readonly #witnesses: PeerWitnesses
+  readonly #relinker: Relinker
   #server: Server | undefined
   #discovery: Discovery | undefined
   #timers: Array<ReturnType<typeof setInterval>> = []
@@ -100,6 +106,30 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       serveCall: (message, fromClient) => components.serveCall(message, fromClient),
       serveOp: (op, fromClient, node) => components.serveOp(op, fromClient, node),
     })
+    this.#witnesses = new PeerWitnesses({
+      links: this.#links,
+      send,
+      heartbeatTimeout: init.heartbeatTimeout,
+    })
+    const dial = (host: string, port: number): Promise<Link> =>
+      dialLink(
+        { host, port, tls: this.#init.tls, connectTimeout: 5000, handshaking: this.#handshaking },
+        this.#linkInit('dialer'),
+        this.#linkComponents,
+      )
+    this.#relinker = new Relinker({
+      logger: this.#logger,
+      id: init.identity.id,
+      links: this.#links,
+      registry: this.registry,
+      dial,
+      install: (link) => this.#install(link),
+      adopt: (link) => this.#adopt(link),
+      settleDuplicate: (link, first) => this.#settleDuplicate(link, first),
+      send,
+      lingerMs: init.suspectTimeout,
+      stopping: () => this.#stopping,
+    })
     this.#dialer = new PeerDialer(
       { id: init.identity.id, listenHost: init.listen.host },
       {
@@ -107,12 +137,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
         links: this.#links,
         registry: this.registry,
         self: () => this.#sync.self,
-        dial: (host, port) =>
-          dialLink(
-            { host, port, tls: this.#init.tls, connectTimeout: 5000, handshaking: this.#handshaking },
-            this.#linkInit('dialer'),
-            { logger: this.#baseLogger },
-          ),
+        dial,
         adopt: (link) => this.#adopt(link),
         stopping: () => this.#stopping,
       },
@@ -219,10 +244,12 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     this.#stopping = true
     for (const timer of this.#timers) clearInterval(timer)
     this.#timers = []
+    this.#witnesses.stop()
     await this.#discovery?.stop()
     const closed: Array<Promise<void>> = []
-    for (const link of [...this.#links.values(), ...this.#clients]) {
-      this.#send(link, { t: 'bye', reason })
+    const spare = this.#relinker.spare
+    for (const link of [...this.#links.values(), ...this.#clients, ...spare]) {
+      if (!spare.includes(link)) this.#send(link, { t: 'bye', reason })
       closed.push(new Promise<void>((resolve) => (link.closed ? resolve() : link.once('close', () => resolve()))))
       link.close()
     }
@@ -233,7 +260,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     for (const socket of this.#handshaking) socket.destroy()
     this.#handshaking.clear()
     const timer = setTimeout(() => {
-      for (const link of [...this.#links.values(), ...this.#clients]) link.destroy()
+      for (const link of [...this.#links.values(), ...this.#clients, ...spare]) link.destroy()
     }, 2000)
     await Promise.all(closed)
     clearTimeout(timer)
@@ -252,6 +279,23 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       localKind: 'node',
       heartbeatInterval: this.#init.heartbeatInterval,
       heartbeatTimeout: this.#init.heartbeatTimeout,
+      suspectTimeout: this.#init.suspectTimeout,
+    }
+  }
+
+  /**
+   * A silent node link asks the other peers before it gives up (a retired one asks its
+   * successor); client links have nobody to ask.
+   */
+  get #linkComponents(): LinkComponents {
+    return {
+      logger: this.#baseLogger,
+      stillHeard: (link, within) => {
+        const current = this.#links.get(link.peerId)
+        if (this.#stopping || current === undefined) return Promise.resolve(false)
+        if (current !== link) return Promise.resolve(current.silentFor < this.#init.heartbeatTimeout)
+        return this.#witnesses.stillHeard(link.peerId, within)
+      },
     }
   }
 
@@ -262,7 +306,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     }
     const from = `${socket.remoteAddress}:${socket.remotePort}`
     this.#handshaking.add(socket)
-    Link.establish(socket, this.#linkInit('acceptor'), { logger: this.#baseLogger })
+    Link.establish(socket, this.#linkInit('acceptor'), this.#linkComponents)
       .finally(() => this.#handshaking.delete(socket))
       .then(
         (link) => this.#adopt(link),
@@ -323,33 +367,46 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       other.close()
       this.#sync.nodeDown(otherId, `replaced by a newer incarnation (${peerId})`)
     }
+    if (this.#links.has(peerId) && link.role === 'acceptor') {
+      // A relink, or the other of two simultaneous dials: its first message tells.
+      this.#relinker.hold(link)
+      return
+    }
+    this.#settleDuplicate(link)
+  }
+
+  /**
+   * Keeps one link per peer: of two simultaneous dials, both sides keep the one dialed by
+   * the smaller node id. `first` is a held link's first message, handled if it stays.
+   */
+  #settleDuplicate(link: Link, ...first: [unknown] | []): void {
+    const peerId = link.peerId
     const existing = this.#links.get(peerId)
     if (existing) {
-      // Simultaneous dials: both sides keep the link dialed by the smaller node id.
-      const dialerOf = (l: Link) =>
-        l === link
-          ? link.role === 'dialer'
-            ? this.#init.identity.id
-            : peerId
-          : existing.role === 'dialer'
-            ? this.#init.identity.id
-            : peerId
+      const dialerOf = (l: Link) => (l.role === 'dialer' ? this.#init.identity.id : peerId)
       const keepNew = dialerOf(link) < dialerOf(existing)
-      const loser = keepNew ? existing : link
       this.#logger.debug({ peer: peerId }, 'closing duplicate link')
       if (!keepNew) {
-        loser.close()
+        link.close()
         return
       }
       this.#links.delete(peerId)
-      loser.close()
+      existing.close()
     }
+    this.#install(link)
+    if (first.length > 0) this.#onMessage(link, first[0])
+  }
+
+  /** Makes `link` the peer's link: messages, close, stalls; sends our entry. */
+  #install(link: Link): void {
+    const peerId = link.peerId
     this.#links.set(peerId, link)
     // The node is back (maybe at a new address): stop redialing where it was, now rather
     // than when its entry arrives, or a redial in between fails and warns for nothing.
-    this.#dialer.found(peerName)
+    this.#dialer.found(peerId.slice(0, peerId.lastIndexOf(':')))
     link.on('message', (raw) => this.#onMessage(link, raw))
     link.once('close', (error) => this.#onLinkClosed(link, error))
+    link.on('suspect', () => this.#relinker.stalled(link))
     this.#sync.sendSelf(link)
     this.#logger.info({ peer: peerId, address: `${link.remoteAddress}:${link.remotePort}` }, `linked with ${peerId}`)
   }
@@ -404,6 +461,16 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       case 'bye':
         if (!fromClient) this.#sync.nodeDown(link.peerId, `left: ${message.reason}`)
         link.close()
+        return
+      case 'suspect':
+        if (!fromClient) this.#witnesses.onSuspect(link, message)
+        return
+      case 'relink':
+      case 'relinked':
+        // Only as a link's first message (the relinker reads those); later, nothing to do.
+        return
+      case 'heard':
+        if (!fromClient) this.#witnesses.onHeard(link, message)
         return
       case 'gone':
       case 'synced':

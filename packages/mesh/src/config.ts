@@ -167,7 +167,15 @@ export const nodeConfigSchema = strictObject({
   ),
   heartbeatTimeout: v.pipe(
     v.optional(v.pipe(milliseconds, v.minValue(100)), 3000),
-    v.description('A peer silent this long is marked down (ms); TCP close marks it down at once.'),
+    v.description(
+      'A peer silent this long is marked down (ms), unless other nodes still hear it (see suspectTimeout); TCP close marks it down at once.',
+    ),
+  ),
+  suspectTimeout: v.pipe(
+    v.optional(v.pipe(milliseconds, v.minValue(100))),
+    v.description(
+      'A link silent past heartbeatTimeout whose peer other nodes still hear (one stalled or cut connection, not a dead node) is replaced by a fresh one, and the peer stays up for this much silence (ms; default 5 x heartbeatTimeout; at most heartbeatTimeout turns the check off).',
+    ),
   ),
   directCalls: v.pipe(
     v.optional(v.boolean(), true),

@@ -12,6 +12,9 @@ import { refusalLogOf } from './refusal-log.js'
 
 export { tlsConnectOptions, tlsServerOptions } from './link-tls.js'
 
+/** Whether the peer of a silent link is still heard (by other nodes, or on a newer link); settles within `within` ms. */
+export type StillHeard = (link: Link, within: number) => Promise<boolean>
+
 /** How one end of a link is set up. */
 export interface LinkInit {
   role: 'dialer' | 'acceptor'
@@ -24,8 +27,16 @@ export interface LinkInit {
   handshakeTimeout?: number
   /** A ping goes out this often, in ms (default 500). */
   heartbeatInterval?: number
-  /** No frame at all received for this long (ms, default 3000) destroys the link with `HeartbeatTimeoutError`. */
+  /**
+   * No frame at all received for this long (ms, default 3000) destroys the link with
+   * `HeartbeatTimeoutError`, unless `stillHeard` says other nodes still hear the peer.
+   */
   heartbeatTimeout?: number
+  /**
+   * The longest silence a link outlives while `stillHeard` vouches for its peer (ms, at
+   * least heartbeatTimeout; default heartbeatTimeout, which never asks).
+   */
+  suspectTimeout?: number
   /** Largest frame accepted or sent after authentication (default 16 MiB). */
   maxFrameSize?: number
 }
@@ -33,11 +44,18 @@ export interface LinkInit {
 /** What a link needs from its owner. */
 export interface LinkComponents {
   logger: Logger
+  /**
+   * Asked when the link has been silent past heartbeatTimeout: resolves true while its
+   * peer is still heard elsewhere (one stalled TCP connection, not a dead peer), and the
+   * link waits on, up to suspectTimeout. Must settle within `within` ms.
+   */
+  stillHeard?: StillHeard
 }
 
 interface Settings {
   heartbeatInterval: number
   heartbeatTimeout: number
+  suspectTimeout: number
   maxFrameSize: number
 }
 
@@ -57,10 +75,12 @@ const PONG = '$pong'
  * liveness, and silence longer than `heartbeatTimeout` destroys the link.
  *
  * Events: `message` (each value the peer sent, in order), `close` (exactly once; undefined
- * after our own `close()`, otherwise the error that ended the link). Attach listeners
+ * after our own `close()`, otherwise the error that ended the link), `suspect` (ms of
+ * silence, once per spell that `stillHeard` vouched for: this connection, not the peer,
+ * is failing). Attach listeners
  * before the next turn of the event loop after `establish` resolves.
  */
-export class Link extends EventEmitter<{ message: [unknown]; close: [Error | undefined] }> {
+export class Link extends EventEmitter<{ message: [unknown]; close: [Error | undefined]; suspect: [number] }> {
   /** Which end we are: 'dialer' (we connected) or 'acceptor'. Settles simultaneous dials. */
   readonly role: 'dialer' | 'acceptor'
   /** The authenticated peer's id. */
@@ -85,6 +105,9 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
   #frames = 0
   #pings = 0
   #pingTimer: NodeJS.Timeout | undefined
+  #stillHeard: StillHeard | undefined
+  /** Start of the spell of silence other nodes vouched for (its last frame's time), while it lasts. */
+  #suspectSince: number | undefined
   #livenessTimer: NodeJS.Timeout | undefined
   #verdict: NodeJS.Immediate | undefined
   #closeTimer: NodeJS.Timeout | undefined
@@ -124,6 +147,7 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
         refusals: refusalLogOf(components.logger),
         onAuthenticated: ({ peer, queue, leftover }) => {
           const link = new Link(socket, queue, init.role, peer, settings, logger, address as string, port as number)
+          link.#stillHeard = components.stillHeard
           resolve(link)
           // Let the owner attach listeners (promise continuations run first) before any message.
           setImmediate(() => link.#start(leftover))
@@ -163,6 +187,11 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
   /** Milliseconds of the last heartbeat round trip (undefined until one completed). */
   get rtt(): number | undefined {
     return this.#rtt
+  }
+
+  /** Milliseconds since the last frame (or real progress on a large one) came from the peer. */
+  get silentFor(): number {
+    return performance.now() - this.#lastReceived
   }
 
   /** True once `close()` or `destroy()` was called or the link ended. */
@@ -295,6 +324,11 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
     const silent = performance.now() - this.#lastReceived
     const limit = this.#settings.heartbeatTimeout
     if (silent < limit) {
+      if (this.#suspectSince !== undefined) {
+        const silentMs = Math.round(this.#lastReceived - this.#suspectSince)
+        this.#logger.info({ silentMs }, `peer ${this.peerId} is heard again after about ${silentMs} ms of silence`)
+        this.#suspectSince = undefined
+      }
       this.#livenessTimer = setTimeout(this.#checkLiveness, Math.max(1, limit - silent))
       return
     }
@@ -305,8 +339,56 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
       this.#verdict = setImmediate(this.#checkLiveness, true)
       return
     }
+    if (this.#stillHeard && silent < this.#settings.suspectTimeout) {
+      // Answers may cross lossy links too: give them up to a heartbeatTimeout, within the limit.
+      const within = Math.min(this.#settings.heartbeatTimeout, this.#settings.suspectTimeout - silent)
+      this.#askOthers(this.#stillHeard, Math.max(1, Math.ceil(within)))
+      return
+    }
+    this.#timeOut(silent, this.#suspectSince !== undefined)
+  }
+
+  /**
+   * Silent past heartbeatTimeout: one TCP connection can stall for seconds (retransmission
+   * back-off on a lossy path) while its peer is well. Waits on while other nodes hear it.
+   */
+  #askOthers(stillHeard: StillHeard, within: number): void {
+    stillHeard(this, within)
+      .catch(() => false)
+      .then((heard) => {
+        if (this.#closed) return
+        const silent = performance.now() - this.#lastReceived
+        if (silent < this.#settings.heartbeatTimeout) {
+          this.#checkLiveness()
+          return
+        }
+        if (!heard) {
+          // A question cut short by suspectTimeout is that limit reached, not a "no".
+          this.#timeOut(silent, this.#suspectSince !== undefined && silent >= this.#settings.suspectTimeout)
+          return
+        }
+        if (this.#suspectSince === undefined) {
+          this.#suspectSince = this.#lastReceived
+          this.#logger.info(
+            { silentMs: Math.round(silent) },
+            `no frame from peer ${this.peerId} for ${Math.round(silent)} ms, but it is still heard: keeping this link up to ${this.#settings.suspectTimeout} ms of silence`,
+          )
+          this.emit('suspect', silent)
+        }
+        const left = this.#settings.suspectTimeout - silent
+        this.#livenessTimer = setTimeout(
+          this.#checkLiveness,
+          Math.max(1, Math.min(this.#settings.heartbeatInterval, left)),
+        )
+      })
+  }
+
+  #timeOut(silent: number, vouched: boolean): void {
+    const limit = vouched ? this.#settings.suspectTimeout : this.#settings.heartbeatTimeout
     const error = new HeartbeatTimeoutError(
-      `no frame from peer ${this.peerId} for ${Math.round(silent)} ms (limit ${limit} ms): it is hung, overloaded or cut off`,
+      vouched
+        ? `no frame from peer ${this.peerId} for ${Math.round(silent)} ms (limit ${limit} ms while it is heard elsewhere): this link is cut off or stalled`
+        : `no frame from peer ${this.peerId} for ${Math.round(silent)} ms (limit ${limit} ms): it is hung, overloaded or cut off`,
     )
     this.#logger.warn({ code: error.code }, `closing link: ${error.message}`)
     this.destroy(error)
@@ -353,15 +435,20 @@ function checkPositive(what: string, value: number): void {
 }
 
 function checkSettings(init: LinkInit): Settings {
+  const heartbeatTimeout = init.heartbeatTimeout ?? 3000
   const settings = {
     heartbeatInterval: init.heartbeatInterval ?? 500,
-    heartbeatTimeout: init.heartbeatTimeout ?? 3000,
+    heartbeatTimeout,
+    suspectTimeout: init.suspectTimeout ?? heartbeatTimeout,
     maxFrameSize: init.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
   }
   checkPositive('heartbeatInterval', settings.heartbeatInterval)
   checkPositive('heartbeatTimeout', settings.heartbeatTimeout)
   if (settings.heartbeatTimeout <= settings.heartbeatInterval) {
     throw new InvalidArgumentError('heartbeatTimeout must be longer than heartbeatInterval')
+  }
+  if (!(settings.suspectTimeout >= settings.heartbeatTimeout)) {
+    throw new InvalidArgumentError('suspectTimeout must be at least heartbeatTimeout')
   }
   const max = settings.maxFrameSize
   if (!Number.isInteger(max) || max < MAX_HANDSHAKE_FRAME || max > 0xffffffff) {

@@ -44,6 +44,8 @@ export interface MeshNodeComponents {
 const VERSION = '0.1.0'
 /** Least silence that ends a direct link between worker threads. */
 const DIRECT_LIVENESS_MS = 30_000
+/** Default suspectTimeout, in heartbeatTimeouts: outlasts TCP back-off stalls of 4-5 lost packets in a row. */
+const SUSPECT_FACTOR = 5
 
 /**
  * A wmesh node: hosts workers, each instance in a worker thread of its own, supervised
@@ -128,6 +130,10 @@ export class MeshNode extends EventEmitter<MeshEvents> implements Mesh {
         tls: this.config.tls,
         heartbeatInterval: this.config.heartbeatInterval,
         heartbeatTimeout: this.config.heartbeatTimeout,
+        suspectTimeout: Math.max(
+          this.config.heartbeatTimeout,
+          this.config.suspectTimeout ?? SUSPECT_FACTOR * this.config.heartbeatTimeout,
+        ),
         version: VERSION,
       },
       {

@@ -14,7 +14,7 @@ import {
 } from '@wmesh/core'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { Link, type LinkInit, tlsConnectOptions, tlsServerOptions } from '../src/link.js'
+import { Link, type LinkInit, type StillHeard, tlsConnectOptions, tlsServerOptions } from '../src/link.js'
 import {
   AuthenticationError,
   HandshakeError,
@@ -73,10 +73,10 @@ async function dial(port: number): Promise<net.Socket> {
 }
 
 /** An acceptor server whose establish results are collected in order. */
-async function acceptorServer(extra: Partial<LinkInit> = {}, logs = capture()) {
+async function acceptorServer(extra: Partial<LinkInit> = {}, logs = capture(), stillHeard?: StillHeard) {
   const results: Array<Promise<Link>> = []
   const port = await listen((socket) => {
-    const result = Link.establish(socket, init('acceptor', 'acc:1', extra), { logger: logs.logger })
+    const result = Link.establish(socket, init('acceptor', 'acc:1', extra), { logger: logs.logger, stillHeard })
     result.then(
       (link) => cleanups.push(() => link.destroy()),
       () => {},
@@ -311,6 +311,86 @@ describe('Link over TCP', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(250)
     expect(performance.now() - started).toBeLessThan(1000)
     expect(server.logs.lines.filter((l) => l.code === 'ERR_HEARTBEAT_TIMEOUT')).toHaveLength(1)
+  })
+
+  it('outlives a silence other nodes vouch for, up to suspectTimeout, asking again each heartbeatInterval', async () => {
+    const asked: string[] = []
+    const within: number[] = []
+    const stillHeard = (link: Link, ms: number) => {
+      asked.push(link.peerId)
+      within.push(ms)
+      return Promise.resolve(true)
+    }
+    const settings = { heartbeatInterval: 50, heartbeatTimeout: 300, suspectTimeout: 900 }
+    const server = await acceptorServer(settings, capture(), stillHeard)
+    const raw = new RawPeer(await dial(server.port))
+    await raw.handshake('dialer')
+    const link = await server.next()
+    const started = performance.now()
+    raw.socket.pause()
+    const [error] = await once(link, 'close')
+    const silentFor = performance.now() - started
+    expect(error).toBeInstanceOf(HeartbeatTimeoutError)
+    expect((error as Error).message).toMatch(/limit 900 ms while it is heard elsewhere/)
+    expect(silentFor).toBeGreaterThanOrEqual(850)
+    expect(silentFor).toBeLessThan(3000)
+    // First asked at 300 ms, then every 50 ms until 900 ms: about a dozen times.
+    expect(asked.length).toBeGreaterThanOrEqual(5)
+    expect(new Set(asked)).toEqual(new Set(['raw-dialer:1']))
+    // Answers get up to a heartbeatTimeout, never past suspectTimeout.
+    expect(within[0]).toBe(300)
+    expect(Math.min(...within)).toBeGreaterThan(0)
+    expect(within.at(-1)).toBeLessThan(300)
+    const kept = server.logs.lines.filter((l) => /but it is still heard/.test(String(l.msg)))
+    expect(kept).toHaveLength(1)
+    expect(server.logs.lines.filter((l) => l.code === 'ERR_HEARTBEAT_TIMEOUT')).toHaveLength(1)
+  })
+
+  it('goes down at heartbeatTimeout when no other node hears the peer', async () => {
+    const settings = { heartbeatInterval: 50, heartbeatTimeout: 300, suspectTimeout: 5000 }
+    const server = await acceptorServer(settings, capture(), () => Promise.resolve(false))
+    const raw = new RawPeer(await dial(server.port))
+    await raw.handshake('dialer')
+    const link = await server.next()
+    const started = performance.now()
+    raw.socket.pause()
+    const [error] = await once(link, 'close')
+    expect(error).toBeInstanceOf(HeartbeatTimeoutError)
+    expect((error as Error).message).toMatch(/limit 300 ms\): it is hung/)
+    expect(performance.now() - started).toBeLessThan(2000)
+  })
+
+  it('keeps a vouched link whose peer speaks again, and says so once', async () => {
+    const settings = { heartbeatInterval: 50, heartbeatTimeout: 300, suspectTimeout: 60_000 }
+    const server = await acceptorServer(settings, capture(), () => Promise.resolve(true))
+    const raw = new RawPeer(await dial(server.port))
+    await raw.handshake('dialer')
+    const link = await server.next()
+    raw.socket.pause()
+    const vouched = (l: Record<string, unknown>) => /but it is still heard/.test(String(l.msg))
+    await vi.waitFor(() => expect(server.logs.lines.filter(vouched)).toHaveLength(1), until)
+    const received = new Promise((resolve) => link.once('message', resolve))
+    raw.socket.resume()
+    raw.send('back')
+    expect(await received).toBe('back')
+    await vi.waitFor(
+      () =>
+        expect(server.logs.lines.filter((l) => /is heard again after about \d+ ms/.test(String(l.msg)))).toHaveLength(
+          1,
+        ),
+      until,
+    )
+    expect(link.closed).toBe(false)
+  })
+
+  it('refuses a suspectTimeout shorter than heartbeatTimeout', async () => {
+    const socket = await dial(await listen(() => {}))
+    const failed = Link.establish(
+      socket,
+      init('dialer', 'dial:1', { heartbeatInterval: 50, heartbeatTimeout: 300, suspectTimeout: 200 }),
+      capture(),
+    )
+    await expect(failed).rejects.toThrow(/suspectTimeout must be at least heartbeatTimeout/)
   })
 
   it('counts any frame as liveness, not only pongs', async () => {

@@ -1,0 +1,105 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import type { ClusterMessage } from '../src/cluster-protocol.js'
+import type { Link } from '../src/link.js'
+import { PeerWitnesses } from '../src/peer-witnesses.js'
+
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+const HEARTBEAT_TIMEOUT = 3000
+
+/** Links as the witnesses see them: a peer id, whether closed, how long silent. */
+function fakeLink(peerId: string, silentFor = 0, closed = false): Link {
+  return { peerId, silentFor, closed } as unknown as Link
+}
+
+function witnesses(links: Link[]) {
+  const sent: Array<{ to: string; message: ClusterMessage }> = []
+  const map = new Map(links.map((l) => [l.peerId, l]))
+  const w = new PeerWitnesses({
+    links: map,
+    send: (link, message) => sent.push({ to: link.peerId, message }),
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  })
+  const link = (id: string) => map.get(id) as Link
+  const idOf = (i: number) => ((sent[i] as { message: ClusterMessage }).message as { id: number }).id
+  return { w, sent, link, idOf }
+}
+
+describe('PeerWitnesses', () => {
+  it('asks only the other peers it hears itself, and is vouched for by the first that hears the peer', async () => {
+    const { w, sent, link, idOf } = witnesses([
+      fakeLink('silent:1', 4000),
+      fakeLink('a:1'),
+      fakeLink('b:1'),
+      fakeLink('deaf:1', 3500),
+      fakeLink('gone:1', 0, true),
+    ])
+    const answer = w.stillHeard('silent:1', 500)
+    expect(sent.map((s) => s.to)).toEqual(['a:1', 'b:1'])
+    expect(sent[0]?.message).toMatchObject({ t: 'suspect', peer: 'silent:1' })
+    w.onHeard(link('a:1'), { t: 'heard', id: idOf(0), heard: false })
+    w.onHeard(link('b:1'), { t: 'heard', id: idOf(1), heard: true })
+    expect(await answer).toBe(true)
+  })
+
+  it('is not vouched for when every asked peer says no', async () => {
+    const { w, link, idOf } = witnesses([fakeLink('silent:1', 4000), fakeLink('a:1'), fakeLink('b:1')])
+    const answer = w.stillHeard('silent:1', 500)
+    w.onHeard(link('a:1'), { t: 'heard', id: idOf(0), heard: false })
+    w.onHeard(link('b:1'), { t: 'heard', id: idOf(1), heard: false })
+    expect(await answer).toBe(false)
+  })
+
+  it('counts an answer only from a peer it asked, once', async () => {
+    vi.useFakeTimers()
+    const { w, link, idOf } = witnesses([fakeLink('silent:1', 4000), fakeLink('a:1'), fakeLink('deaf:1', 3500)])
+    let result: boolean | undefined
+    void w.stillHeard('silent:1', 500).then((heard) => (result = heard))
+    // deaf:1 was not asked (we do not hear it either); a:1 says no twice, then the silent peer vouches for itself.
+    w.onHeard(link('deaf:1'), { t: 'heard', id: idOf(0), heard: true })
+    w.onHeard(link('silent:1'), { t: 'heard', id: idOf(0), heard: true })
+    await vi.advanceTimersByTimeAsync(0)
+    expect(result).toBeUndefined()
+    w.onHeard(link('a:1'), { t: 'heard', id: idOf(0), heard: false })
+    await vi.advanceTimersByTimeAsync(0)
+    expect(result).toBe(false)
+  })
+
+  it('gives up after its time when nobody answers, and says no at once with nobody to ask', async () => {
+    vi.useFakeTimers()
+    const { w } = witnesses([fakeLink('silent:1', 4000), fakeLink('a:1')])
+    let result: boolean | undefined
+    void w.stillHeard('silent:1', 500).then((heard) => (result = heard))
+    await vi.advanceTimersByTimeAsync(499)
+    expect(result).toBeUndefined()
+    await vi.advanceTimersByTimeAsync(1)
+    expect(result).toBe(false)
+    expect(vi.getTimerCount()).toBe(0)
+    const alone = witnesses([fakeLink('silent:1', 4000)])
+    expect(await alone.w.stillHeard('silent:1', 500)).toBe(false)
+    expect(alone.sent).toEqual([])
+  })
+
+  it('answers a question from its own link: heard within heartbeatTimeout, or not', () => {
+    const { w, sent, link } = witnesses([fakeLink('asker:1'), fakeLink('fresh:1', 10), fakeLink('stale:1', 3000)])
+    w.onSuspect(link('asker:1'), { t: 'suspect', id: 7, peer: 'fresh:1' })
+    w.onSuspect(link('asker:1'), { t: 'suspect', id: 8, peer: 'stale:1' })
+    w.onSuspect(link('asker:1'), { t: 'suspect', id: 9, peer: 'unknown:1' })
+    expect(sent).toEqual([
+      { to: 'asker:1', message: { t: 'heard', id: 7, heard: true } },
+      { to: 'asker:1', message: { t: 'heard', id: 8, heard: false } },
+      { to: 'asker:1', message: { t: 'heard', id: 9, heard: false } },
+    ])
+  })
+
+  it('settles every open question with no on stop, leaving no timer', async () => {
+    vi.useFakeTimers()
+    const { w } = witnesses([fakeLink('silent:1', 4000), fakeLink('a:1')])
+    const answer = w.stillHeard('silent:1', 500)
+    w.stop()
+    expect(await answer).toBe(false)
+    expect(vi.getTimerCount()).toBe(0)
+  })
+})
