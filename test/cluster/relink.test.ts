@@ -25,43 +25,46 @@ const HEARTBEAT_TIMEOUT = 1000
 const SUSPECT_TIMEOUT = 4000
 const STALL = 2500
 
-describe('a stalled link whose peer others still hear', () => {
-  let nodes: NodeProcess[] = []
-  let proxy: TcpProxy
-  let probe: Probe
-  let stopProbe: () => Promise<void> = async () => {}
+interface Trio {
+  nodes: NodeProcess[]
+  proxy: TcpProxy
+  probe: Probe
+  stop(): Promise<void>
+}
 
-  beforeAll(async () => {
-    const { dir, secretFile } = tempCluster()
-    const [pa, pb, pc] = (await freePorts(3)) as [number, number, number]
-    proxy = await startProxy({ host: '127.0.0.2', port: pb, target: { host: '127.0.0.1', port: pb } })
-    const node = (name: string, port: number, join: string[]) =>
-      startNodeProcess(dir, {
-        name,
-        listen: `127.0.0.1:${port}`,
-        join,
-        mdns: false,
-        secretFile,
-        heartbeatInterval: HEARTBEAT_INTERVAL,
-        heartbeatTimeout: HEARTBEAT_TIMEOUT,
-        suspectTimeout: SUSPECT_TIMEOUT,
-        workers: { echo: { file: `${meshFixtures}echo-worker.mjs` } },
-      })
-    nodes = [
-      node('b', pb, []),
-      node('a', pa, [`127.0.0.2:${pb}`, `127.0.0.1:${pc}`]),
-      node('c', pc, [`127.0.0.1:${pa}`, `127.0.0.1:${pb}`]),
-    ]
-    await Promise.all(nodes.map((n) => n.waitFor((l) => String(l.msg).startsWith(`node ${n.name} running`))))
-    const client = spawn(process.execPath, [trafficProbeScript, secretFile, `127.0.0.1:${pa}`], {
-      stdio: ['pipe', 'pipe', 'inherit'],
+/** b, a and c on loopback, the a-b link through a proxy; a probe linked to a; every node sees all three. */
+async function proxiedTrio(suspectTimeoutOf: (name: string) => number): Promise<Trio> {
+  const { dir, secretFile } = tempCluster()
+  const [pa, pb, pc] = (await freePorts(3)) as [number, number, number]
+  const proxy = await startProxy({ host: '127.0.0.2', port: pb, target: { host: '127.0.0.1', port: pb } })
+  const node = (name: string, port: number, join: string[]) =>
+    startNodeProcess(dir, {
+      name,
+      listen: `127.0.0.1:${port}`,
+      join,
+      mdns: false,
+      secretFile,
+      heartbeatInterval: HEARTBEAT_INTERVAL,
+      heartbeatTimeout: HEARTBEAT_TIMEOUT,
+      suspectTimeout: suspectTimeoutOf(name),
+      workers: { echo: { file: `${meshFixtures}echo-worker.mjs` } },
     })
-    stopProbe = async () => {
-      const exited = client.exitCode === null && client.signalCode === null ? once(client, 'exit') : undefined
-      client.kill('SIGKILL')
-      await exited
-    }
-    probe = new Probe(client)
+  const nodes = [
+    node('b', pb, []),
+    node('a', pa, [`127.0.0.2:${pb}`, `127.0.0.1:${pc}`]),
+    node('c', pc, [`127.0.0.1:${pa}`, `127.0.0.1:${pb}`]),
+  ]
+  const client = spawn(process.execPath, [trafficProbeScript, secretFile, `127.0.0.1:${pa}`], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const stop = async () => {
+    const exited = client.exitCode === null && client.signalCode === null ? once(client, 'exit') : undefined
+    client.kill('SIGKILL')
+    await Promise.all([exited, killAll(nodes), proxy.close()])
+  }
+  try {
+    await Promise.all(nodes.map((n) => n.waitFor((l) => String(l.msg).startsWith(`node ${n.name} running`))))
+    const probe = new Probe(client)
     await probe.waitFor((l) => l.event === 'ready', 20_000, 'the probe to link with a')
     // Every node sees all three, so c can vouch for a and b.
     await probe.until(
@@ -73,12 +76,30 @@ describe('a stalled link whose peer others still hear', () => {
       15_000,
       'every node seeing all three',
     )
+    return { nodes, proxy, probe, stop }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
+/** Down lines a node logged since `since`. */
+const downsSince = (n: NodeProcess, since: number) =>
+  n.lines.filter((l) => / is down: /.test(String(l.msg)) && Number(l.time) >= since).map((l) => l.msg)
+
+describe('a stalled link whose peer others still hear', () => {
+  let trio: Trio
+  let nodes: NodeProcess[]
+  let proxy: TcpProxy
+  let probe: Probe
+
+  beforeAll(async () => {
+    trio = await proxiedTrio(() => SUSPECT_TIMEOUT)
+    ;({ nodes, proxy, probe } = trio)
   }, 60_000)
 
   afterAll(async () => {
-    await stopProbe()
-    await killAll(nodes)
-    await proxy?.close()
+    await trio?.stop()
   })
 
   const line = (name: string, pattern: RegExp, since: number) =>
@@ -142,5 +163,47 @@ describe('a stalled link whose peer others still hear', () => {
     }
     expect((await proxy.stats()).open, 'the retired link was closed').toBe(0)
     expect((await proxy.stats()).accepted, 'the fresh link does not cross the proxy').toBe(before.accepted)
+  }, 60_000)
+})
+
+describe('a stalled link whose far end has already given up on it', () => {
+  let trio: Trio
+
+  // b keeps no suspect spell (suspectTimeout = heartbeatTimeout), as a node whose witnesses'
+  // answers are lost would: it drops the stalled link at heartbeatTimeout, its FIN stuck in
+  // the stall. a, vouched for by c, relinks; b has no link to replace and takes a's fresh
+  // one as a plain link (it answers with its entry, not `relinked`); b's own redial finds
+  // a's old link silent and replaces it. a must end on a live link without marking b down.
+  beforeAll(async () => {
+    trio = await proxiedTrio((name) => (name === 'b' ? HEARTBEAT_TIMEOUT : SUSPECT_TIMEOUT))
+  }, 60_000)
+
+  afterAll(async () => {
+    await trio?.stop()
+  })
+
+  it('a moves to a fresh link and never marks b down', async () => {
+    const { nodes, proxy, probe } = trio
+    const [b, a] = nodes as [NodeProcess, NodeProcess]
+    const from = Date.now()
+    await proxy.stallOpen()
+    try {
+      await a.waitFor((l) => /^(linked afresh|relinked) with b:/.test(String(l.msg)) && Number(l.time) >= from)
+      // The old connection is still stalled: this call can only go over the new link.
+      const answer = await probe.request({
+        op: 'call',
+        worker: 'echo',
+        method: 'echo',
+        arg: 'x',
+        node: 'b',
+        timeout: 2000,
+      })
+      expect(answer).toMatchObject({ ok: true, value: 'x' })
+    } finally {
+      await proxy.resume()
+    }
+    expect(downsSince(a, from), "a's downs").toEqual([])
+    // b did give up on the old link (that is the case under test).
+    expect(downsSince(b, from).length, "b's downs").toBeGreaterThan(0)
   }, 60_000)
 })

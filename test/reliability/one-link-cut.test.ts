@@ -73,7 +73,7 @@ describe('one link cut while a third node hears both ends', () => {
     const kept = linesSince(cutAt, /but it is still heard/)
     const downs = linesSince(cutAt, / is down: /)
     console.log(
-      `[one link cut, short] ${SHORT_CUT} ms, bound ${HEARTBEAT_TIMEOUT}/${SUSPECT_TIMEOUT} ms; kept: [${kept.join('; ')}]; ` +
+      `[scenario 7: one link cut, short] ${SHORT_CUT} ms, bound ${HEARTBEAT_TIMEOUT}/${SUSPECT_TIMEOUT} ms; kept: [${kept.join('; ')}]; ` +
         `downs: [${downs.join('; ')}]; ${describeCalls(s)}`,
     )
     expect(downs).toEqual([])
@@ -98,7 +98,7 @@ describe('one link cut while a third node hears both ends', () => {
       n.lines.filter((l) => / is down: /.test(String(l.msg)) && Number(l.time) >= cutAt),
     )
     const described = downs.flatMap((lines, i) => lines.map((l) => `h${i + 1} +${Number(l.time) - cutAt} ms: ${l.msg}`))
-    console.log(`[one link cut, long] ${LONG_CUT} ms; downs: [${described.join('; ')}]`)
+    console.log(`[scenario 7: one link cut, long] ${LONG_CUT} ms; downs: [${described.join('; ')}]`)
     const [atH1, atH2, atH3] = downs
     expect(atH2).toEqual([])
     for (const [observer, lines, peer] of [

@@ -1,9 +1,10 @@
 /**
- * `npm run soak -- --minutes N`: runs reliability scenarios 1-4 again and again (each in a
- * fresh vitest run, so every round gets new namespaces, a new partition seed and new
- * incarnations) until N minutes have passed, then prints how many rounds of each passed and
- * failed, with the figures line of every failure. Bounded: no scenario starts after the
- * deadline (the last one may run past it by its own length, at most ~1.5 min), and at most --max-rounds rounds run. Needs root (network namespaces).
+ * `npm run soak -- --minutes N`: runs reliability scenarios 1-4 and the one-link cut again
+ * and again (each in a fresh vitest run, so every round gets new namespaces, a new
+ * partition seed and new incarnations) until N minutes have passed, then prints how many
+ * rounds of each passed and failed, with the figures line of every failure. Bounded: no
+ * scenario starts after the deadline (the last one may run past it by its own length, at
+ * most ~1.5 min), and at most --max-rounds rounds run. Needs root (network namespaces).
  */
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -14,6 +15,7 @@ const scenarios = [
   { name: 'pause', file: 'test/reliability/pause.test.ts' },
   { name: 'partition-heal', file: 'test/reliability/partition-heal.test.ts' },
   { name: 'packet-loss', file: 'test/reliability/packet-loss.test.ts' },
+  { name: 'one-link-cut', file: 'test/reliability/one-link-cut.test.ts' },
 ]
 
 const { values } = parseArgs({

@@ -123,11 +123,15 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       links: this.#links,
       registry: this.registry,
       dial,
-      install: (link) => this.#install(link),
+      install: (link, ...first) => {
+        this.#install(link)
+        if (first.length > 0) this.#onMessage(link, first[0])
+      },
       adopt: (link) => this.#adopt(link),
       settleDuplicate: (link, first) => this.#settleDuplicate(link, first),
       send,
       lingerMs: init.suspectTimeout,
+      retryMs: init.heartbeatTimeout,
       stopping: () => this.#stopping,
     })
     this.#dialer = new PeerDialer(
@@ -244,7 +248,6 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     this.#stopping = true
     for (const timer of this.#timers) clearInterval(timer)
     this.#timers = []
-    this.#witnesses.stop()
     await this.#discovery?.stop()
     const closed: Array<Promise<void>> = []
     const spare = this.#relinker.spare
@@ -253,6 +256,8 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       closed.push(new Promise<void>((resolve) => (link.closed ? resolve() : link.once('close', () => resolve()))))
       link.close()
     }
+    // After the closes: a question settled now finds its link closed, not "not heard".
+    this.#witnesses.stop()
     const serverClosed = new Promise<void>((resolve) =>
       this.#server ? this.#server.close(() => resolve()) : resolve(),
     )
@@ -377,14 +382,17 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
 
   /**
    * Keeps one link per peer: of two simultaneous dials, both sides keep the one dialed by
-   * the smaller node id. `first` is a held link's first message, handled if it stays.
+   * the smaller node id; a new link replaces a silent one. `first` is a held link's first
+   * message, handled if it stays.
    */
   #settleDuplicate(link: Link, ...first: [unknown] | []): void {
     const peerId = link.peerId
     const existing = this.#links.get(peerId)
     if (existing) {
       const dialerOf = (l: Link) => (l.role === 'dialer' ? this.#init.identity.id : peerId)
-      const keepNew = dialerOf(link) < dialerOf(existing)
+      // A peer dials only when it has no link to us: if ours has gone silent, it dropped
+      // its end (and simultaneous dials are both fresh, so this does not break their tie).
+      const keepNew = existing.silentFor >= this.#init.heartbeatTimeout || dialerOf(link) < dialerOf(existing)
       this.#logger.debug({ peer: peerId }, 'closing duplicate link')
       if (!keepNew) {
         link.close()
@@ -415,6 +423,15 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     this.#requests.failPending(link, error?.message ?? 'link closed')
     if (this.#links.get(link.peerId) !== link) return
     this.#links.delete(link.peerId)
+    const back = this.#relinker.reinstate(link.peerId)
+    if (back) {
+      this.#links.set(link.peerId, back)
+      this.#logger.info(
+        { peer: link.peerId, reason: error?.message },
+        `back on the previous link to ${link.peerId}: the new one closed`,
+      )
+      return
+    }
     const entry = this.registry.get(link.peerId)
     if (entry) this.#dialer.lost(entry)
     this.#sync.nodeDown(link.peerId, error ? error.message : 'link closed')

@@ -76,8 +76,8 @@ const PONG = '$pong'
  *
  * Events: `message` (each value the peer sent, in order), `close` (exactly once; undefined
  * after our own `close()`, otherwise the error that ended the link), `suspect` (ms of
- * silence, once per spell that `stillHeard` vouched for: this connection, not the peer,
- * is failing). Attach listeners
+ * silence, each time `stillHeard` vouches for the peer of a silent link: this connection,
+ * not the peer, is failing). Attach listeners
  * before the next turn of the event loop after `establish` resolves.
  */
 export class Link extends EventEmitter<{ message: [unknown]; close: [Error | undefined]; suspect: [number] }> {
@@ -363,8 +363,9 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
           return
         }
         if (!heard) {
-          // A question cut short by suspectTimeout is that limit reached, not a "no".
-          this.#timeOut(silent, this.#suspectSince !== undefined && silent >= this.#settings.suspectTimeout)
+          // A question cut short by suspectTimeout is that limit reached, not a "no" (a timer
+          // may fire a fraction of a millisecond early).
+          this.#timeOut(silent, this.#suspectSince !== undefined && silent + 1 >= this.#settings.suspectTimeout)
           return
         }
         if (this.#suspectSince === undefined) {
@@ -373,8 +374,8 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
             { silentMs: Math.round(silent) },
             `no frame from peer ${this.peerId} for ${Math.round(silent)} ms, but it is still heard: keeping this link up to ${this.#settings.suspectTimeout} ms of silence`,
           )
-          this.emit('suspect', silent)
         }
+        this.emit('suspect', silent)
         const left = this.#settings.suspectTimeout - silent
         this.#livenessTimer = setTimeout(
           this.#checkLiveness,

@@ -11,18 +11,23 @@ export interface RelinkerComponents {
   links: ReadonlyMap<string, Link>
   registry: { get(id: string): NodeEntry | undefined }
   dial(host: string, port: number): Promise<Link>
-  /** Makes `link` the current link to its peer (listeners, our entry, a log line). */
-  install(link: Link): void
+  /**
+   * Makes `link` the current link to its peer (listeners, our entry, a log line), then
+   * handles `first`, a message already read from it, if given.
+   */
+  install(link: Link, ...first: [unknown] | []): void
   /** A fresh link to a peer with no current link: the usual adoption. */
   adopt(link: Link): void
   /**
-   * A second link from a peer that is no relink: one of two simultaneous dials. Settles
-   * which stays; `first` is its first message, handled if it does.
+   * A second link from a peer that is no relink: one of two simultaneous dials, or the
+   * peer dropped its end of ours. Settles which stays; `first` is its first message.
    */
   settleDuplicate(link: Link, first: unknown): void
   send(link: Link, message: ClusterMessage): void
   /** How long a replaced link stays open for the answers still due on it (ms). */
   lingerMs: number
+  /** The links' heartbeatTimeout (ms): the least time between two relink dials to one peer. */
+  retryMs: number
   stopping(): boolean
 }
 
@@ -39,11 +44,15 @@ const isMessage = (raw: unknown, t: string): boolean =>
  * with no back-off. So when a link's silence is vouched for by other nodes (`suspect`),
  * we dial the peer again and say `relink` first; the peer answers `relinked` and both
  * sides move to the new link. The old one is retired: nothing new is sent on it, and it
- * stays open `lingerMs` so that answers due on it still arrive.
+ * stays open `lingerMs` so that answers due on it still arrive (and, should the new link
+ * fail at once, it can be current again).
  *
  * A second link from a peer that already has one is held until its first message, which
- * tells a relink from one of two simultaneous dials. Two relinks crossing: the one dialed
- * by the smaller node id wins, on both sides.
+ * tells a relink from a plain dial. Two relinks crossing: the one dialed by the smaller
+ * node id wins, on both sides: the larger id always yields, and the smaller refuses the
+ * larger's while its own is on the wire or has just won. A peer that answers our relink
+ * with anything but `relinked` had dropped its end of the old link and took ours as a
+ * plain link: we move to it too.
  */
 export class Relinker {
   readonly #components: RelinkerComponents
@@ -51,6 +60,12 @@ export class Relinker {
   readonly #spare = new Set<Link>()
   /** Our relink to a peer under way: dialing, or dialed and awaiting `relinked`. */
   readonly #mine = new Map<string, Link | 'dialing'>()
+  /** Retired links and the timers that close them. */
+  readonly #retired = new Map<Link, NodeJS.Timeout>()
+  /** When our relink to a peer last won (performance.now()), for relinks of its still in flight. */
+  readonly #wonAt = new Map<string, number>()
+  /** When a relink was last tried for a link, so a failing peer is dialed once per retryMs. */
+  readonly #triedAt = new WeakMap<Link, number>()
 
   constructor(components: RelinkerComponents) {
     this.#components = components
@@ -58,13 +73,19 @@ export class Relinker {
 
   /** The current link to a peer is silent while other nodes hear the peer: dial it afresh. */
   stalled(link: Link): void {
-    const { links, registry, stopping, logger } = this.#components
+    const { links, registry, stopping, logger, retryMs } = this.#components
     const peerId = link.peerId
     if (stopping() || links.get(peerId) !== link || this.#mine.has(peerId)) return
+    const now = performance.now()
+    const tried = this.#triedAt.get(link)
+    if (tried !== undefined && now - tried < retryMs) return
+    this.#triedAt.set(link, now)
     const entry = registry.get(peerId)
+    if (!entry) return
+    // The address the link runs over, unless the peer advertises others (as hostOf does).
     const remote = link.remoteAddress.replace(/^::ffff:/, '')
-    const host = entry?.addresses.includes(remote) ? remote : entry?.addresses[0]
-    if (!entry || !host) return
+    const host = entry.addresses.length === 0 || entry.addresses.includes(remote) ? remote : entry.addresses[0]
+    if (!host) return
     this.#mine.set(peerId, 'dialing')
     logger.info({ peer: peerId }, `relinking with ${peerId}: a fresh connection, in place of the silent one`)
     this.#components.dial(host, entry.port).then(
@@ -94,23 +115,48 @@ export class Relinker {
     })
   }
 
+  /**
+   * The current link to `peerId` has closed: a retired link to it that is still open and
+   * heard, if any, becomes current again (a relink that failed at once, or two relinks
+   * that crossed badly), so the peer is not marked down for it.
+   */
+  reinstate(peerId: string): Link | undefined {
+    for (const [link, timer] of this.#retired) {
+      if (link.peerId !== peerId || link.closed || link.silentFor >= this.#components.retryMs) continue
+      clearTimeout(timer)
+      this.#retired.delete(link)
+      this.#spare.delete(link)
+      return link
+    }
+    return undefined
+  }
+
   /** Open links that are not current (held, awaiting the peer's word, retired): a stop closes them too. */
   get spare(): Link[] {
     return [...this.#spare]
   }
 
   #dialed(peerId: string, fresh: Link): void {
-    const { links, stopping } = this.#components
-    if (this.#mine.get(peerId) !== 'dialing' || stopping() || fresh.peerId !== peerId) {
-      // The peer's own relink won meanwhile, or the peer restarted as another incarnation.
-      if (this.#mine.get(peerId) === 'dialing') this.#mine.delete(peerId)
-      if (stopping() || fresh.peerId === peerId) fresh.close()
-      else this.#components.adopt(fresh)
+    const { links, stopping, send, logger } = this.#components
+    const ours = this.#mine.get(peerId) === 'dialing'
+    if (ours) this.#mine.delete(peerId)
+    if (stopping()) {
+      fresh.close()
       return
     }
+    if (fresh.peerId !== peerId) {
+      // Another incarnation answers there now: an ordinary new link.
+      this.#components.adopt(fresh)
+      return
+    }
+    if (!ours) {
+      // The peer's own relink won meanwhile.
+      fresh.close()
+      return
+    }
+    // Said even when our old link has ended meanwhile: the peer may still hold its end.
+    send(fresh, { t: 'relink' })
     if (!links.has(peerId)) {
-      // The silent link has ended meanwhile: this is simply the link to the peer now.
-      this.#mine.delete(peerId)
       this.#components.adopt(fresh)
       return
     }
@@ -124,46 +170,65 @@ export class Relinker {
     }
     fresh.once('close', onClose)
     fresh.once('message', (first) => {
-      const ours = this.#mine.get(peerId) === fresh
+      const current = this.#mine.get(peerId) === fresh
       onClose()
       fresh.off('close', onClose)
-      if (!ours || !isMessage(first, 'relinked') || fresh.closed) {
+      if (!current || fresh.closed) {
         fresh.close()
         return
       }
-      this.#switchTo(fresh)
-      this.#components.logger.info({ peer: peerId }, `relinked with ${peerId}`)
+      if (isMessage(first, 'relinked')) {
+        this.#won(peerId)
+        this.#switchTo(fresh)
+        logger.info({ peer: peerId }, `relinked with ${peerId}`)
+      } else {
+        // The peer had dropped its end of the old link and took this one as a plain link.
+        this.#switchTo(fresh, first)
+        logger.info({ peer: peerId }, `linked afresh with ${peerId}: it had dropped the old link`)
+      }
     })
-    this.#components.send(fresh, { t: 'relink' })
   }
 
   #accept(link: Link): void {
     const peerId = link.peerId
     const mine = this.#mine.get(peerId)
-    if (mine !== undefined && this.#components.id < peerId) {
-      // Both sides relinked at once: ours, dialed by the smaller id, is the one.
+    const wonAt = this.#wonAt.get(peerId)
+    const justWon = wonAt !== undefined && performance.now() - wonAt < this.#components.retryMs
+    if (this.#components.id < peerId && (typeof mine === 'object' || justWon)) {
+      // Two relinks crossed: ours, dialed by the smaller id, is the one (the peer yields to it).
       link.close()
       return
     }
+    // Ours, if only dialing, is dropped when its dial ends (#dialed sees it is no longer ours).
     this.#mine.delete(peerId)
-    if (mine !== undefined && mine !== 'dialing') mine.close()
+    if (typeof mine === 'object') mine.close()
     this.#components.send(link, { t: 'relinked' })
     this.#switchTo(link)
     this.#components.logger.info({ peer: peerId }, `relinked with ${peerId} at its request`)
   }
 
-  /** Makes `fresh` current and retires the link it replaces. */
-  #switchTo(fresh: Link): void {
+  #won(peerId: string): void {
+    const now = performance.now()
+    for (const [id, at] of this.#wonAt) if (now - at >= this.#components.retryMs) this.#wonAt.delete(id)
+    this.#wonAt.set(peerId, now)
+  }
+
+  /** Makes `fresh` current (handling `first`, if given) and retires the link it replaces. */
+  #switchTo(fresh: Link, ...first: [unknown] | []): void {
     const old = this.#components.links.get(fresh.peerId)
-    this.#components.install(fresh)
+    this.#components.install(fresh, ...first)
     if (old && old !== fresh) this.#retire(old)
   }
 
   #retire(link: Link): void {
     this.#spare.add(link)
-    const timer = setTimeout(() => link.close(), this.#components.lingerMs)
+    this.#retired.set(
+      link,
+      setTimeout(() => link.close(), this.#components.lingerMs),
+    )
     link.once('close', () => {
-      clearTimeout(timer)
+      clearTimeout(this.#retired.get(link))
+      this.#retired.delete(link)
       this.#spare.delete(link)
     })
   }
