@@ -10,14 +10,13 @@ import {
   parseClusterMessage,
 } from './cluster-protocol.js'
 import { Discovery } from './discovery.js'
-import { type NodeIdentity, parseNodeId } from './identity.js'
-import { Link, type LinkComponents, type LinkInit } from './link.js'
+import type { NodeIdentity } from './identity.js'
+import { Link, type LinkInit } from './link.js'
 import { createLinkServer, dialLink } from './link-dial.js'
 import { PeerDialer } from './peer-dialer.js'
-import { PeerWitnesses } from './peer-witnesses.js'
+import { PeerLinks } from './peer-links.js'
 import { Registry } from './registry.js'
 import { RegistrySync } from './registry-sync.js'
-import { Relinker } from './relinker.js'
 import { RemoteRequests } from './remote-requests.js'
 
 /** How the cluster layer is set up. */
@@ -58,8 +57,9 @@ const DIGEST_INTERVAL = 1000
  * entries, and carries calls between nodes. A call in flight on a link that drops fails
  * with `NodeDownError` at once.
  *
- * The dialing is PeerDialer's, the registry exchange RegistrySync's, the calls
- * RemoteRequests'; this class owns the links, the timers and the order of start and stop.
+ * The node links are PeerLinks', the dialing PeerDialer's, the registry exchange
+ * RegistrySync's, the calls RemoteRequests'; this class owns the listener, the client
+ * links, the timers and the order of start and stop.
  */
 export class Cluster extends EventEmitter<{ ready: [] }> {
   readonly registry = new Registry()
@@ -67,15 +67,14 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
   readonly #logger: Logger
   /** The node's logger without a component, for components that name themselves. */
   readonly #baseLogger: Logger
-  readonly #links = new Map<string, Link>()
+  readonly #peers: PeerLinks
+  readonly #links: ReadonlyMap<string, Link>
   readonly #clients = new Set<Link>()
   /** Sockets, accepted or dialed, whose handshake has not settled: a stop ends them. */
   readonly #handshaking = new Set<Socket>()
   readonly #sync: RegistrySync
   readonly #requests: RemoteRequests
   readonly #dialer: PeerDialer
-  readonly #witnesses: PeerWitnesses
-  readonly #relinker: Relinker
   #server: Server | undefined
   #discovery: Discovery | undefined
   #timers: Array<ReturnType<typeof setInterval>> = []
@@ -88,6 +87,34 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     this.#baseLogger = components.logger
     this.#logger = components.logger.child({ component: 'mesh:cluster' })
     const send = (link: Link, message: ClusterMessage): void => this.#send(link, message)
+    const dial = (host: string, port: number): Promise<Link> =>
+      dialLink(
+        { host, port, tls: this.#init.tls, connectTimeout: 5000, handshaking: this.#handshaking },
+        this.#linkInit('dialer'),
+        this.#peers.linkComponents,
+      )
+    this.#peers = new PeerLinks(init, {
+      logger: this.#logger,
+      linkLogger: this.#baseLogger,
+      registry: this.registry,
+      dial,
+      send,
+      onMessage: (link, raw) => this.#onMessage(link, raw),
+      onLinked: (link) => {
+        // The node is back (maybe at a new address): stop redialing where it was, now rather
+        // than when its entry arrives, or a redial in between fails and warns for nothing.
+        this.#dialer.found(link.peerId.slice(0, link.peerId.lastIndexOf(':')))
+        this.#sync.sendSelf(link)
+      },
+      onClosed: (link, error) => this.#requests.failPending(link, error?.message ?? 'link closed'),
+      onDown: (peerId, reason, lost) => {
+        const entry = lost ? this.registry.get(peerId) : undefined
+        if (entry) this.#dialer.lost(entry)
+        this.#sync.nodeDown(peerId, reason)
+      },
+      stopping: () => this.#stopping,
+    })
+    this.#links = this.#peers.links
     this.#sync = new RegistrySync(
       { identity: init.identity, version: init.version },
       {
@@ -105,34 +132,6 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       send,
       serveCall: (message, fromClient) => components.serveCall(message, fromClient),
       serveOp: (op, fromClient, node) => components.serveOp(op, fromClient, node),
-    })
-    this.#witnesses = new PeerWitnesses({
-      links: this.#links,
-      send,
-      heartbeatTimeout: init.heartbeatTimeout,
-    })
-    const dial = (host: string, port: number): Promise<Link> =>
-      dialLink(
-        { host, port, tls: this.#init.tls, connectTimeout: 5000, handshaking: this.#handshaking },
-        this.#linkInit('dialer'),
-        this.#linkComponents,
-      )
-    this.#relinker = new Relinker({
-      logger: this.#logger,
-      id: init.identity.id,
-      links: this.#links,
-      registry: this.registry,
-      dial,
-      install: (link, ...first) => {
-        this.#install(link)
-        if (first.length > 0) this.#onMessage(link, first[0])
-      },
-      adopt: (link) => this.#adopt(link),
-      settleDuplicate: (link, first) => this.#settleDuplicate(link, first),
-      send,
-      lingerMs: init.suspectTimeout,
-      retryMs: init.heartbeatTimeout,
-      stopping: () => this.#stopping,
     })
     this.#dialer = new PeerDialer(
       { id: init.identity.id, listenHost: init.listen.host },
@@ -250,14 +249,14 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     this.#timers = []
     await this.#discovery?.stop()
     const closed: Array<Promise<void>> = []
-    const spare = this.#relinker.spare
+    const spare = this.#peers.spare
     for (const link of [...this.#links.values(), ...this.#clients, ...spare]) {
       if (!spare.includes(link)) this.#send(link, { t: 'bye', reason })
       closed.push(new Promise<void>((resolve) => (link.closed ? resolve() : link.once('close', () => resolve()))))
       link.close()
     }
     // After the closes: a question settled now finds its link closed, not "not heard".
-    this.#witnesses.stop()
+    this.#peers.stop()
     const serverClosed = new Promise<void>((resolve) =>
       this.#server ? this.#server.close(() => resolve()) : resolve(),
     )
@@ -288,22 +287,6 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     }
   }
 
-  /**
-   * A silent node link asks the other peers before it gives up (a retired one asks its
-   * successor); client links have nobody to ask.
-   */
-  get #linkComponents(): LinkComponents {
-    return {
-      logger: this.#baseLogger,
-      stillHeard: (link, within) => {
-        const current = this.#links.get(link.peerId)
-        if (this.#stopping || current === undefined) return Promise.resolve(false)
-        if (current !== link) return Promise.resolve(current.silentFor < this.#init.heartbeatTimeout)
-        return this.#witnesses.stillHeard(link.peerId, within)
-      },
-    }
-  }
-
   #accept(socket: Socket): void {
     if (this.#stopping) {
       socket.destroy()
@@ -311,7 +294,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     }
     const from = `${socket.remoteAddress}:${socket.remotePort}`
     this.#handshaking.add(socket)
-    Link.establish(socket, this.#linkInit('acceptor'), this.#linkComponents)
+    Link.establish(socket, this.#linkInit('acceptor'), this.#peers.linkComponents)
       .finally(() => this.#handshaking.delete(socket))
       .then(
         (link) => this.#adopt(link),
@@ -329,112 +312,17 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
       link.close()
       return
     }
-    if (link.peerKind === 'client') {
-      this.#clients.add(link)
-      link.on('message', (raw) => this.#onMessage(link, raw))
-      link.once('close', () => {
-        this.#clients.delete(link)
-        this.#requests.failPending(link, 'client disconnected')
-      })
-      this.#sync.syncClient(link)
+    if (link.peerKind !== 'client') {
+      this.#peers.adopt(link)
       return
     }
-    const peerId = link.peerId
-    const peerName = peerId.slice(0, peerId.lastIndexOf(':'))
-    // An id is name:incarnation, neither holding a colon: anything else could pass for
-    // another node's name (n1:x:y reads as name "n1:x" here and "n1" in an entry).
-    if (parseNodeId(peerId) === undefined || peerName.includes(':')) {
-      this.#logger.warn({ peer: peerId }, `refused link: "${peerId}" is not a node id (name:incarnation)`)
-      link.close()
-      return
-    }
-    if (peerName === this.#init.identity.name) {
-      this.#logger.error(
-        { peer: peerId },
-        `refused link: node ${peerId} uses this node's name "${peerName}"; ${peerId > this.#init.identity.id ? 'it is the newer incarnation, so other nodes will prefer it' : 'this node is the newer incarnation'}`,
-      )
-      link.close()
-      return
-    }
-    // Of two live incarnations of one name, keep the newer (ids sort by start time).
-    for (const [otherId, other] of this.#links) {
-      if (otherId === peerId || otherId.slice(0, otherId.lastIndexOf(':')) !== peerName) continue
-      if (otherId > peerId) {
-        this.#logger.warn(
-          { peer: peerId, newer: otherId },
-          `refused link: ${peerId} is an older incarnation of ${otherId}`,
-        )
-        link.close()
-        return
-      }
-      this.#logger.warn({ peer: otherId, newer: peerId }, `dropping ${otherId}: ${peerId} is a newer incarnation`)
-      this.#links.delete(otherId)
-      other.close()
-      this.#sync.nodeDown(otherId, `replaced by a newer incarnation (${peerId})`)
-    }
-    if (this.#links.has(peerId) && link.role === 'acceptor') {
-      // A relink, or the other of two simultaneous dials: its first message tells.
-      this.#relinker.hold(link)
-      return
-    }
-    this.#settleDuplicate(link)
-  }
-
-  /**
-   * Keeps one link per peer: of two simultaneous dials, both sides keep the one dialed by
-   * the smaller node id; a new link replaces a silent one. `first` is a held link's first
-   * message, handled if it stays.
-   */
-  #settleDuplicate(link: Link, ...first: [unknown] | []): void {
-    const peerId = link.peerId
-    const existing = this.#links.get(peerId)
-    if (existing) {
-      const dialerOf = (l: Link) => (l.role === 'dialer' ? this.#init.identity.id : peerId)
-      // A peer dials only when it has no link to us: if ours has gone silent, it dropped
-      // its end (and simultaneous dials are both fresh, so this does not break their tie).
-      const keepNew = existing.silentFor >= this.#init.heartbeatTimeout || dialerOf(link) < dialerOf(existing)
-      this.#logger.debug({ peer: peerId }, 'closing duplicate link')
-      if (!keepNew) {
-        link.close()
-        return
-      }
-      this.#links.delete(peerId)
-      existing.close()
-    }
-    this.#install(link)
-    if (first.length > 0) this.#onMessage(link, first[0])
-  }
-
-  /** Makes `link` the peer's link: messages, close, stalls; sends our entry. */
-  #install(link: Link): void {
-    const peerId = link.peerId
-    this.#links.set(peerId, link)
-    // The node is back (maybe at a new address): stop redialing where it was, now rather
-    // than when its entry arrives, or a redial in between fails and warns for nothing.
-    this.#dialer.found(peerId.slice(0, peerId.lastIndexOf(':')))
+    this.#clients.add(link)
     link.on('message', (raw) => this.#onMessage(link, raw))
-    link.once('close', (error) => this.#onLinkClosed(link, error))
-    link.on('suspect', () => this.#relinker.stalled(link))
-    this.#sync.sendSelf(link)
-    this.#logger.info({ peer: peerId, address: `${link.remoteAddress}:${link.remotePort}` }, `linked with ${peerId}`)
-  }
-
-  #onLinkClosed(link: Link, error: Error | undefined): void {
-    this.#requests.failPending(link, error?.message ?? 'link closed')
-    if (this.#links.get(link.peerId) !== link) return
-    this.#links.delete(link.peerId)
-    const back = this.#relinker.reinstate(link.peerId)
-    if (back) {
-      this.#links.set(link.peerId, back)
-      this.#logger.info(
-        { peer: link.peerId, reason: error?.message },
-        `back on the previous link to ${link.peerId}: the new one closed`,
-      )
-      return
-    }
-    const entry = this.registry.get(link.peerId)
-    if (entry) this.#dialer.lost(entry)
-    this.#sync.nodeDown(link.peerId, error ? error.message : 'link closed')
+    link.once('close', () => {
+      this.#clients.delete(link)
+      this.#requests.failPending(link, 'client disconnected')
+    })
+    this.#sync.syncClient(link)
   }
 
   #send(link: Link, message: ClusterMessage): void {
@@ -480,14 +368,14 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
         link.close()
         return
       case 'suspect':
-        if (!fromClient) this.#witnesses.onSuspect(link, message)
+        if (!fromClient) this.#peers.onSuspect(link, message)
         return
       case 'relink':
       case 'relinked':
         // Only as a link's first message (the relinker reads those); later, nothing to do.
         return
       case 'heard':
-        if (!fromClient) this.#witnesses.onHeard(link, message)
+        if (!fromClient) this.#peers.onHeard(link, message)
         return
       case 'gone':
       case 'synced':

@@ -7,16 +7,22 @@ export interface PeerWitnessesComponents {
   links: ReadonlyMap<string, Link>
   /** Sends a message, dropping it if the link is closing. */
   send(link: Link, message: ClusterMessage): void
-  /** A peer heard from within this many ms is alive (the links' heartbeatTimeout). */
+  /** The links' heartbeatTimeout (ms): a peer silent this long is not heard. */
   heartbeatTimeout: number
+  /** The links' heartbeatInterval (ms). */
+  heartbeatInterval: number
 }
 
 interface Question {
-  /** Peers asked that have not answered yet. */
-  waiting: Set<string>
+  /** Peers asked that have not answered yet, and our links to them. */
+  waiting: Map<string, Link>
   timer: NodeJS.Timeout
+  poll: NodeJS.Timeout
   settle(heard: boolean): void
 }
+
+/** How often an open question checks whether the peers it waits on have gone silent too (ms). */
+const POLL_MS = 100
 
 /**
  * Indirect confirmation before a peer is marked down (the idea of SWIM's ping-req): when
@@ -25,7 +31,9 @@ interface Question {
  * its peer is well and talks to everyone else; a peer that is really hung, stopped or
  * cut off from us all is heard by nobody, and goes down at the usual bound.
  *
- * Only peers we hear ourselves are asked, and an answer counts only from a peer asked.
+ * Only peers we hear ourselves are asked, and an answer counts only from a peer asked. A
+ * peer asked that goes silent to us as well is not waited for: when we are the one cut
+ * off, every question ends as soon as all our links are silent, not at its deadline.
  */
 export class PeerWitnesses {
   readonly #components: PeerWitnessesComponents
@@ -37,7 +45,7 @@ export class PeerWitnesses {
   }
 
   /**
-   * Resolves true as soon as one other peer says it heard `peerId` within heartbeatTimeout;
+   * Resolves true as soon as one other peer says it still hears `peerId` (see `onSuspect`);
    * false once all said no, or after `within` ms (an answer that does not come is a no).
    */
   stillHeard(peerId: string, within: number): Promise<boolean> {
@@ -47,10 +55,17 @@ export class PeerWitnesses {
     return new Promise<boolean>((resolve) => {
       const id = ++this.#nextId
       const question: Question = {
-        waiting: new Set(asked.map(([witness]) => witness)),
+        waiting: new Map(asked),
         timer: setTimeout(() => question.settle(false), within),
+        poll: setInterval(() => {
+          for (const [witness, link] of question.waiting) {
+            if (link.closed || link.silentFor >= heartbeatTimeout) question.waiting.delete(witness)
+          }
+          if (question.waiting.size === 0) question.settle(false)
+        }, POLL_MS),
         settle: (heard) => {
           clearTimeout(question.timer)
+          clearInterval(question.poll)
           this.#questions.delete(id)
           resolve(heard)
         },
@@ -60,10 +75,15 @@ export class PeerWitnesses {
     })
   }
 
-  /** A peer asks whether we hear `peer`: the answer is our own link's. */
+  /**
+   * A peer asks whether we hear `peer`: yes if our own link heard it at least a heartbeat
+   * later than the asker did (which asks at heartbeatTimeout of silence). A peer that has
+   * stopped or hung fell silent to all of us at about the same time: no vouching for it.
+   */
   onSuspect(link: Link, message: Extract<ClusterMessage, { t: 'suspect' }>): void {
-    const target = this.#components.links.get(message.peer)
-    const heard = target !== undefined && !target.closed && target.silentFor < this.#components.heartbeatTimeout
+    const { links, heartbeatTimeout, heartbeatInterval } = this.#components
+    const target = links.get(message.peer)
+    const heard = target !== undefined && !target.closed && target.silentFor < heartbeatTimeout - heartbeatInterval
     this.#components.send(link, { t: 'heard', id: message.id, heard })
   }
 

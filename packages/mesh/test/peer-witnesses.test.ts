@@ -21,6 +21,7 @@ function witnesses(links: Link[]) {
     links: map,
     send: (link, message) => sent.push({ to: link.peerId, message }),
     heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    heartbeatInterval: 500,
   })
   const link = (id: string) => map.get(id) as Link
   const idOf = (i: number) => ((sent[i] as { message: ClusterMessage }).message as { id: number }).id
@@ -82,16 +83,40 @@ describe('PeerWitnesses', () => {
     expect(alone.sent).toEqual([])
   })
 
-  it('answers a question from its own link: heard within heartbeatTimeout, or not', () => {
-    const { w, sent, link } = witnesses([fakeLink('asker:1'), fakeLink('fresh:1', 10), fakeLink('stale:1', 3000)])
-    w.onSuspect(link('asker:1'), { t: 'suspect', id: 7, peer: 'fresh:1' })
-    w.onSuspect(link('asker:1'), { t: 'suspect', id: 8, peer: 'stale:1' })
-    w.onSuspect(link('asker:1'), { t: 'suspect', id: 9, peer: 'unknown:1' })
-    expect(sent).toEqual([
-      { to: 'asker:1', message: { t: 'heard', id: 7, heard: true } },
-      { to: 'asker:1', message: { t: 'heard', id: 8, heard: false } },
-      { to: 'asker:1', message: { t: 'heard', id: 9, heard: false } },
+  it('stops waiting for a peer asked that falls silent too: cut off from all, it is down at once', async () => {
+    vi.useFakeTimers()
+    const { w, link } = witnesses([fakeLink('silent:1', 4000), fakeLink('a:1', 2900)])
+    let result: boolean | undefined
+    void w.stillHeard('silent:1', 3000).then((heard) => (result = heard))
+    await vi.advanceTimersByTimeAsync(100)
+    expect(result).toBeUndefined()
+    ;(link('a:1') as unknown as { silentFor: number }).silentFor = HEARTBEAT_TIMEOUT
+    await vi.advanceTimersByTimeAsync(100)
+    expect(result).toBe(false)
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('answers from its own link: heard a heartbeat later than the asker (who is at heartbeatTimeout), or not', () => {
+    const { w, sent, link } = witnesses([
+      fakeLink('asker:1'),
+      fakeLink('fresh:1', 2499),
+      fakeLink('paused:1', 2500),
+      fakeLink('stale:1', 3000),
     ])
+    for (const [id, peer] of [
+      [7, 'fresh:1'],
+      [8, 'paused:1'],
+      [9, 'stale:1'],
+      [10, 'unknown:1'],
+    ] as const)
+      w.onSuspect(link('asker:1'), { t: 'suspect', id, peer })
+    expect(sent.map((s) => s.message)).toEqual([
+      { t: 'heard', id: 7, heard: true },
+      { t: 'heard', id: 8, heard: false },
+      { t: 'heard', id: 9, heard: false },
+      { t: 'heard', id: 10, heard: false },
+    ])
+    expect(new Set(sent.map((s) => s.to))).toEqual(new Set(['asker:1']))
   })
 
   it('settles every open question with no on stop, leaving no timer', async () => {
