@@ -77,8 +77,8 @@ export type ClusterMessage =
   | { t: 'result'; id: number; ok: false; error: SerializedError }
   /** Graceful leave: the peer is stopping; mark it down now instead of waiting for the link to drop. */
   | { t: 'bye'; reason: string }
-  /** Node to node: our link to `peer` is silent; do you still hear it? Answered by `heard`. */
-  | { t: 'suspect'; id: number; peer: string }
+  /** Node to node: our link to `peer` has been silent for `silent` ms; do you hear it? Answered by `heard`. */
+  | { t: 'suspect'; id: number; peer: string; silent: number }
   /** Whether the sender heard the peer of `suspect` `id` within its heartbeatTimeout. */
   | { t: 'heard'; id: number; heard: boolean }
   /** First message on a new link: it replaces our current one, which is stalled. Answered by `relinked`. */
@@ -246,7 +246,7 @@ export function parseClusterMessage(v: unknown): ClusterMessage | undefined {
     case 'bye':
       return isString(v.reason, 1000) ? (v as ClusterMessage) : undefined
     case 'suspect':
-      return isInt(v.id) && isString(v.peer) ? (v as ClusterMessage) : undefined
+      return isInt(v.id) && isString(v.peer) && isInt(v.silent) && v.silent >= 0 ? (v as ClusterMessage) : undefined
     case 'heard':
       return isInt(v.id) && typeof v.heard === 'boolean' ? (v as ClusterMessage) : undefined
     default:

@@ -174,7 +174,7 @@ export const nodeConfigSchema = strictObject({
   suspectTimeout: v.pipe(
     v.optional(v.pipe(milliseconds, v.minValue(100))),
     v.description(
-      'A link silent past heartbeatTimeout whose peer other nodes still hear (one stalled or cut connection, not a dead node) is replaced by a fresh one, and the peer stays up for this much silence (ms; default 5 x heartbeatTimeout; at most heartbeatTimeout turns the check off).',
+      'A link silent past heartbeatTimeout whose peer other nodes still hear (one stalled or cut connection, not a dead node) is replaced by a fresh one, and the peer stays up for this much silence (ms; default 5 x heartbeatTimeout; at most heartbeatTimeout turns asking and relinking off).',
     ),
   ),
   directCalls: v.pipe(

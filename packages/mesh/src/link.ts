@@ -12,8 +12,11 @@ import { refusalLogOf } from './refusal-log.js'
 
 export { tlsConnectOptions, tlsServerOptions } from './link-tls.js'
 
-/** Whether the peer of a silent link is still heard (by other nodes, or on a newer link); settles within `within` ms. */
-export type StillHeard = (link: Link, within: number) => Promise<boolean>
+/**
+ * Whether the peer of a link silent for `silent` ms is still heard (by other nodes, or on
+ * a newer link); settles within `within` ms.
+ */
+export type StillHeard = (link: Link, within: number, silent: number) => Promise<boolean>
 
 /** How one end of a link is set up. */
 export interface LinkInit {
@@ -76,8 +79,8 @@ const PONG = '$pong'
  *
  * Events: `message` (each value the peer sent, in order), `close` (exactly once; undefined
  * after our own `close()`, otherwise the error that ended the link), `suspect` (ms of
- * silence, each time `stillHeard` vouches for the peer of a silent link: this connection,
- * not the peer, is failing). Attach listeners
+ * silence, each time `stillHeard` vouches for the peer of a link silent for half its
+ * heartbeatTimeout or more: this connection, not the peer, is failing). Attach listeners
  * before the next turn of the event loop after `establish` resolves.
  */
 export class Link extends EventEmitter<{ message: [unknown]; close: [Error | undefined]; suspect: [number] }> {
@@ -106,6 +109,8 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
   #pings = 0
   #pingTimer: NodeJS.Timeout | undefined
   #stillHeard: StillHeard | undefined
+  /** Whether this spell of silence has had its half-way question. */
+  #spellAsked = false
   /** Start of the spell of silence other nodes vouched for (its last frame's time), while it lasts. */
   #suspectSince: number | undefined
   #livenessTimer: NodeJS.Timeout | undefined
@@ -147,7 +152,8 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
         refusals: refusalLogOf(components.logger),
         onAuthenticated: ({ peer, queue, leftover }) => {
           const link = new Link(socket, queue, init.role, peer, settings, logger, address as string, port as number)
-          link.#stillHeard = components.stillHeard
+          // suspectTimeout = heartbeatTimeout turns asking (and so relinking) off.
+          if (settings.suspectTimeout > settings.heartbeatTimeout) link.#stillHeard = components.stillHeard
           resolve(link)
           // Let the owner attach listeners (promise continuations run first) before any message.
           setImmediate(() => link.#start(leftover))
@@ -252,7 +258,8 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
     if (this.#closed) return
     this.#lastReceived = performance.now()
     this.#pingTimer = setInterval(() => this.#ping(), this.#settings.heartbeatInterval)
-    this.#livenessTimer = setTimeout(this.#checkLiveness, this.#settings.heartbeatTimeout)
+    const limit = this.#settings.heartbeatTimeout
+    this.#livenessTimer = setTimeout(this.#checkLiveness, this.#stillHeard ? limit / 2 : limit)
     this.#ping()
     if (leftover) this.#onData(leftover)
     if (this.#closed) return
@@ -324,12 +331,21 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
     const silent = performance.now() - this.#lastReceived
     const limit = this.#settings.heartbeatTimeout
     if (silent < limit) {
+      if (silent < limit / 2) this.#spellAsked = false
       if (this.#suspectSince !== undefined) {
         const silentMs = Math.round(this.#lastReceived - this.#suspectSince)
         this.#logger.info({ silentMs }, `peer ${this.peerId} is heard again after about ${silentMs} ms of silence`)
         this.#suspectSince = undefined
       }
-      this.#livenessTimer = setTimeout(this.#checkLiveness, Math.max(1, limit - silent))
+      // Half way, ask once whether others hear the peer: if they do, this connection is
+      // stalling and a fresh one can take over (`suspect`) well before the limit.
+      const early = this.#stillHeard !== undefined && !this.#spellAsked && silent < limit / 2
+      if (this.#stillHeard && !this.#spellAsked && silent >= limit / 2) {
+        this.#spellAsked = true
+        this.#askEarly(this.#stillHeard, silent)
+        return
+      }
+      this.#livenessTimer = setTimeout(this.#checkLiveness, Math.max(1, (early ? limit / 2 : limit) - silent))
       return
     }
     if (!afterReads) {
@@ -342,18 +358,31 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
     if (this.#stillHeard && silent < this.#settings.suspectTimeout) {
       // Answers may cross lossy links too: give them up to a heartbeatTimeout, within the limit.
       const within = Math.min(this.#settings.heartbeatTimeout, this.#settings.suspectTimeout - silent)
-      this.#askOthers(this.#stillHeard, Math.max(1, Math.ceil(within)))
+      this.#askOthers(this.#stillHeard, Math.max(1, Math.ceil(within)), silent)
       return
     }
     this.#timeOut(silent, this.#suspectSince !== undefined)
+  }
+
+  /** Half way to the limit: others still hear the peer, so this connection is stalling. */
+  #askEarly(stillHeard: StillHeard, silent: number): void {
+    const limit = this.#settings.heartbeatTimeout
+    stillHeard(this, Math.max(1, Math.ceil(limit - silent)), silent)
+      .catch(() => false)
+      .then((heard) => {
+        if (this.#closed) return
+        const now = performance.now() - this.#lastReceived
+        if (heard && now >= limit / 2) this.emit('suspect', now)
+        this.#livenessTimer = setTimeout(this.#checkLiveness, Math.max(1, limit - now))
+      })
   }
 
   /**
    * Silent past heartbeatTimeout: one TCP connection can stall for seconds (retransmission
    * back-off on a lossy path) while its peer is well. Waits on while other nodes hear it.
    */
-  #askOthers(stillHeard: StillHeard, within: number): void {
-    stillHeard(this, within)
+  #askOthers(stillHeard: StillHeard, within: number, silent: number): void {
+    stillHeard(this, within, silent)
       .catch(() => false)
       .then((heard) => {
         if (this.#closed) return

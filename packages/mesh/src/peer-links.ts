@@ -86,11 +86,11 @@ export class PeerLinks {
   get linkComponents(): LinkComponents {
     return {
       logger: this.#components.linkLogger,
-      stillHeard: (link, within) => {
+      stillHeard: (link, within, silent) => {
         const current = this.links.get(link.peerId)
         if (this.#components.stopping() || current === undefined) return Promise.resolve(false)
         if (current !== link) return Promise.resolve(current.silentFor < this.#init.heartbeatTimeout)
-        return this.#witnesses.stillHeard(link.peerId, within)
+        return this.#witnesses.stillHeard(link.peerId, within, silent)
       },
     }
   }

@@ -45,10 +45,11 @@ export class PeerWitnesses {
   }
 
   /**
-   * Resolves true as soon as one other peer says it still hears `peerId` (see `onSuspect`);
-   * false once all said no, or after `within` ms (an answer that does not come is a no).
+   * Resolves true as soon as one other peer says it still hears `peerId`, silent to us for
+   * `silent` ms (see `onSuspect`); false once all said no, or after `within` ms (an answer
+   * that does not come is a no).
    */
-  stillHeard(peerId: string, within: number): Promise<boolean> {
+  stillHeard(peerId: string, within: number, silent: number): Promise<boolean> {
     const { links, heartbeatTimeout } = this.#components
     const asked = [...links].filter(([id, link]) => id !== peerId && !link.closed && link.silentFor < heartbeatTimeout)
     if (asked.length === 0) return Promise.resolve(false)
@@ -71,19 +72,20 @@ export class PeerWitnesses {
         },
       }
       this.#questions.set(id, question)
-      for (const [, link] of asked) this.#components.send(link, { t: 'suspect', id, peer: peerId })
+      const ask: ClusterMessage = { t: 'suspect', id, peer: peerId, silent: Math.floor(silent) }
+      for (const [, link] of asked) this.#components.send(link, ask)
     })
   }
 
   /**
-   * A peer asks whether we hear `peer`: yes if our own link heard it at least a heartbeat
-   * later than the asker did (which asks at heartbeatTimeout of silence). A peer that has
-   * stopped or hung fell silent to all of us at about the same time: no vouching for it.
+   * A peer asks whether we hear `peer`, silent to it for `silent` ms: yes if our own link
+   * heard it at least a heartbeat more recently. A peer that has stopped or hung fell
+   * silent to all of us at about the same time: no vouching for it.
    */
   onSuspect(link: Link, message: Extract<ClusterMessage, { t: 'suspect' }>): void {
-    const { links, heartbeatTimeout, heartbeatInterval } = this.#components
+    const { links, heartbeatInterval } = this.#components
     const target = links.get(message.peer)
-    const heard = target !== undefined && !target.closed && target.silentFor < heartbeatTimeout - heartbeatInterval
+    const heard = target !== undefined && !target.closed && target.silentFor < message.silent - heartbeatInterval
     this.#components.send(link, { t: 'heard', id: message.id, heard })
   }
 

@@ -337,13 +337,54 @@ describe('Link over TCP', () => {
     // First asked at 300 ms, then every 50 ms until 900 ms: about a dozen times.
     expect(asked.length).toBeGreaterThanOrEqual(5)
     expect(new Set(asked)).toEqual(new Set(['raw-dialer:1']))
-    // Answers get up to a heartbeatTimeout, never past suspectTimeout.
-    expect(within[0]).toBe(300)
+    // Half way (150 ms) it asks once, with the time left to the limit; past the limit,
+    // answers get up to a heartbeatTimeout, never past suspectTimeout.
+    expect(within[0]).toBeLessThanOrEqual(150)
+    expect(within[1]).toBe(300)
     expect(Math.min(...within)).toBeGreaterThan(0)
     expect(within.at(-1)).toBeLessThan(300)
     const kept = server.logs.lines.filter((l) => /but it is still heard/.test(String(l.msg)))
     expect(kept).toHaveLength(1)
     expect(server.logs.lines.filter((l) => l.code === 'ERR_HEARTBEAT_TIMEOUT')).toHaveLength(1)
+  })
+
+  it('half way to heartbeatTimeout, asks once; suspects the connection if others hear the peer, else waits for the limit', async () => {
+    for (const heard of [true, false]) {
+      const settings = { heartbeatInterval: 50, heartbeatTimeout: 600, suspectTimeout: 60_000 }
+      const asks: number[] = []
+      const server = await acceptorServer(settings, capture(), (_link, _within, silent) => {
+        asks.push(silent)
+        return Promise.resolve(heard)
+      })
+      const raw = new RawPeer(await dial(server.port))
+      await raw.handshake('dialer')
+      const link = await server.next()
+      const suspects: number[] = []
+      link.on('suspect', (silent) => suspects.push(silent))
+      raw.socket.pause()
+      await vi.waitFor(() => expect(asks.length).toBeGreaterThanOrEqual(2), until)
+      // The first question came half way, before the limit.
+      expect(asks[0]).toBeGreaterThanOrEqual(300)
+      expect(asks[0]).toBeLessThan(600)
+      if (heard) expect(suspects[0]).toBeLessThan(600)
+      else expect(suspects).toEqual([])
+      link.destroy()
+    }
+  })
+
+  it('asks nobody when suspectTimeout is heartbeatTimeout (the check is off)', async () => {
+    let asked = 0
+    const server = await acceptorServer({ heartbeatInterval: 50, heartbeatTimeout: 300 }, capture(), () => {
+      asked++
+      return Promise.resolve(true)
+    })
+    const raw = new RawPeer(await dial(server.port))
+    await raw.handshake('dialer')
+    const link = await server.next()
+    raw.socket.pause()
+    const [error] = await once(link, 'close')
+    expect(error).toBeInstanceOf(HeartbeatTimeoutError)
+    expect(asked).toBe(0)
   })
 
   it('goes down at heartbeatTimeout when no other node hears the peer', async () => {

@@ -37,9 +37,9 @@ describe('PeerWitnesses', () => {
       fakeLink('deaf:1', 3500),
       fakeLink('gone:1', 0, true),
     ])
-    const answer = w.stillHeard('silent:1', 500)
+    const answer = w.stillHeard('silent:1', 500, 3000)
     expect(sent.map((s) => s.to)).toEqual(['a:1', 'b:1'])
-    expect(sent[0]?.message).toMatchObject({ t: 'suspect', peer: 'silent:1' })
+    expect(sent[0]?.message).toMatchObject({ t: 'suspect', peer: 'silent:1', silent: 3000 })
     w.onHeard(link('a:1'), { t: 'heard', id: idOf(0), heard: false })
     w.onHeard(link('b:1'), { t: 'heard', id: idOf(1), heard: true })
     expect(await answer).toBe(true)
@@ -47,7 +47,7 @@ describe('PeerWitnesses', () => {
 
   it('is not vouched for when every asked peer says no', async () => {
     const { w, link, idOf } = witnesses([fakeLink('silent:1', 4000), fakeLink('a:1'), fakeLink('b:1')])
-    const answer = w.stillHeard('silent:1', 500)
+    const answer = w.stillHeard('silent:1', 500, 3000)
     w.onHeard(link('a:1'), { t: 'heard', id: idOf(0), heard: false })
     w.onHeard(link('b:1'), { t: 'heard', id: idOf(1), heard: false })
     expect(await answer).toBe(false)
@@ -57,7 +57,7 @@ describe('PeerWitnesses', () => {
     vi.useFakeTimers()
     const { w, link, idOf } = witnesses([fakeLink('silent:1', 4000), fakeLink('a:1'), fakeLink('deaf:1', 3500)])
     let result: boolean | undefined
-    void w.stillHeard('silent:1', 500).then((heard) => (result = heard))
+    void w.stillHeard('silent:1', 500, 3000).then((heard) => (result = heard))
     // deaf:1 was not asked (we do not hear it either); a:1 says no twice, then the silent peer vouches for itself.
     w.onHeard(link('deaf:1'), { t: 'heard', id: idOf(0), heard: true })
     w.onHeard(link('silent:1'), { t: 'heard', id: idOf(0), heard: true })
@@ -72,14 +72,14 @@ describe('PeerWitnesses', () => {
     vi.useFakeTimers()
     const { w } = witnesses([fakeLink('silent:1', 4000), fakeLink('a:1')])
     let result: boolean | undefined
-    void w.stillHeard('silent:1', 500).then((heard) => (result = heard))
+    void w.stillHeard('silent:1', 500, 3000).then((heard) => (result = heard))
     await vi.advanceTimersByTimeAsync(499)
     expect(result).toBeUndefined()
     await vi.advanceTimersByTimeAsync(1)
     expect(result).toBe(false)
     expect(vi.getTimerCount()).toBe(0)
     const alone = witnesses([fakeLink('silent:1', 4000)])
-    expect(await alone.w.stillHeard('silent:1', 500)).toBe(false)
+    expect(await alone.w.stillHeard('silent:1', 500, 3000)).toBe(false)
     expect(alone.sent).toEqual([])
   })
 
@@ -87,7 +87,7 @@ describe('PeerWitnesses', () => {
     vi.useFakeTimers()
     const { w, link } = witnesses([fakeLink('silent:1', 4000), fakeLink('a:1', 2900)])
     let result: boolean | undefined
-    void w.stillHeard('silent:1', 3000).then((heard) => (result = heard))
+    void w.stillHeard('silent:1', 3000, 3000).then((heard) => (result = heard))
     await vi.advanceTimersByTimeAsync(100)
     expect(result).toBeUndefined()
     ;(link('a:1') as unknown as { silentFor: number }).silentFor = HEARTBEAT_TIMEOUT
@@ -96,20 +96,21 @@ describe('PeerWitnesses', () => {
     expect(vi.getTimerCount()).toBe(0)
   })
 
-  it('answers from its own link: heard a heartbeat later than the asker (who is at heartbeatTimeout), or not', () => {
+  it('answers from its own link: yes if it heard the peer a heartbeat more recently than the asker did', () => {
     const { w, sent, link } = witnesses([
       fakeLink('asker:1'),
-      fakeLink('fresh:1', 2499),
-      fakeLink('paused:1', 2500),
+      fakeLink('fresh:1', 999),
+      fakeLink('paused:1', 1000),
       fakeLink('stale:1', 3000),
     ])
+    // The asker has not heard any of them for 1500 ms; a heartbeat is 500 ms.
     for (const [id, peer] of [
       [7, 'fresh:1'],
       [8, 'paused:1'],
       [9, 'stale:1'],
       [10, 'unknown:1'],
     ] as const)
-      w.onSuspect(link('asker:1'), { t: 'suspect', id, peer })
+      w.onSuspect(link('asker:1'), { t: 'suspect', id, peer, silent: 1500 })
     expect(sent.map((s) => s.message)).toEqual([
       { t: 'heard', id: 7, heard: true },
       { t: 'heard', id: 8, heard: false },
@@ -122,7 +123,7 @@ describe('PeerWitnesses', () => {
   it('settles every open question with no on stop, leaving no timer', async () => {
     vi.useFakeTimers()
     const { w } = witnesses([fakeLink('silent:1', 4000), fakeLink('a:1')])
-    const answer = w.stillHeard('silent:1', 500)
+    const answer = w.stillHeard('silent:1', 500, 3000)
     w.stop()
     expect(await answer).toBe(false)
     expect(vi.getTimerCount()).toBe(0)
