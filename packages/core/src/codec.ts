@@ -20,6 +20,11 @@ export interface StreamDecoder {
    * `deliver` returns false. Throws a `WmeshError` on bad input.
    */
   decode(chunk: Uint8Array, deliver: (value: unknown) => boolean): void
+  /**
+   * Bytes held of a message begun but not yet complete (0 or absent: none). A connection
+   * gives such a message `frameTimeout` to arrive whole.
+   */
+  readonly pendingBytes?: number
 }
 
 /** How values become bytes on one connection and back. */
@@ -338,6 +343,9 @@ export const msgpackCodec: Codec = {
           if (!deliver(value)) return
         }
         if (frames.bufferedBytes === 0) mayHoldC1 = false
+      },
+      get pendingBytes() {
+        return frames.bufferedBytes
       },
     }
   },

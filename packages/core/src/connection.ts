@@ -8,6 +8,7 @@ import {
   ConnectionClosedError,
   ConnectionError,
   ConnectTimeoutError,
+  FrameTimeoutError,
   HandlerError,
   IdleTimeoutError,
   TimeoutError,
@@ -20,6 +21,13 @@ import { kConnection } from './symbols.js'
 import { TimerSet } from './timers.js'
 
 const DEFAULT_CLOSE_TIMEOUT = 30_000
+const DEFAULT_FRAME_TIMEOUT = 30_000
+/**
+ * Bytes of a part-read message that count as progress and restart its frameTimeout: a
+ * large message on a slow link is fine, a trickle below 16 KiB per frameTimeout is not
+ * (at the default, about 550 B/s, the idea of Apache's mod_reqtimeout MinRate).
+ */
+const FRAME_PROGRESS_BYTES = 16 * 1024
 
 /**
  * Checks connection options up front, so a bad value fails the `connect`/`startServer`
@@ -39,6 +47,10 @@ export function validateConnectionOptions(options: ConnectionOptions): Codec {
   const idle = options.idleTimeout ?? 0
   if (!Number.isInteger(idle) || idle < 0 || idle > MAX_TIMER_MS) {
     throw new RangeError(`idleTimeout must be a whole number of ms from 0 (none) to ${MAX_TIMER_MS}, got ${idle}`)
+  }
+  const frame = options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT
+  if (!Number.isInteger(frame) || frame < 0 || frame > MAX_TIMER_MS) {
+    throw new RangeError(`frameTimeout must be a whole number of ms from 0 (none) to ${MAX_TIMER_MS}, got ${frame}`)
   }
   // Node turns a delay above MAX_TIMER_MS into 1 ms, which would drop the queue at once.
   const close = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
@@ -71,6 +83,15 @@ export interface ConnectionOptions {
    * this also ends a slowloris trickle. With the raw codec every read is a message.
    */
   idleTimeout?: number
+  /**
+   * Close the connection (with `FrameTimeoutError`) when a message that has begun to
+   * arrive neither completes nor brings 16 KiB more of itself within this many ms: a peer
+   * announcing a large frame and then stalling or trickling holds its buffer this long at
+   * most, while a large message on a slow link still arrives. Default 30 s; 0 for never.
+   * Idle time between messages does not count (see `idleTimeout`). No effect with the raw
+   * codec, whose every read is a message.
+   */
+  frameTimeout?: number
 }
 
 /** Where the other end of a connection is. */
@@ -119,6 +140,12 @@ export class Connection {
   #idleTimer: ReturnType<typeof setTimeout> | undefined
   /** When the last whole message arrived (only kept with an idleTimeout). */
   #lastMessage = 0
+  readonly #frameTimeout: number
+  #frameTimer: ReturnType<typeof setTimeout> | undefined
+  /** Since when a message has been part-way in, or last made progress (performance.now()), while one is. */
+  #partialSince: number | undefined
+  /** Its bytes in at that time. */
+  #partialMark = 0
   /** Messages delivered so far, to tell which chunks completed one. */
   #delivered = 0
   /** Rejects the pending `connect` promise, if any. */
@@ -145,6 +172,7 @@ export class Connection {
       this.#lastMessage = performance.now()
       this.#idleTimer = setTimeout(this.#checkIdle, this.#idleTimeout)
     }
+    this.#frameTimeout = options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT
     this.#decoder = this.codec.createDecoder({ maxFrameSize: this.maxFrameSize })
     this.queue = new OutboundQueue(socket, {
       highWaterMark: options.highWaterMark,
@@ -311,6 +339,44 @@ export class Connection {
     }
     // One clock read per chunk that completed a message, and only with an idleTimeout.
     if (this.#idleTimeout > 0 && this.#delivered !== delivered) this.#lastMessage = performance.now()
+    if (this.#frameTimeout > 0) this.#watchPartial(delivered)
+  }
+
+  /**
+   * Starts the frameTimeout clock when a message is part-way in, and stops it when none
+   * is; completing a message, or 16 KiB more of it, restarts it. One timer, armed only
+   * while a message is part-way in.
+   */
+  #watchPartial(deliveredBefore: number): void {
+    const pending = this.#decoder.pendingBytes ?? 0
+    if (!(pending > 0) || !this.open) {
+      this.#partialSince = undefined
+      return
+    }
+    if (
+      this.#partialSince === undefined ||
+      this.#delivered !== deliveredBefore ||
+      pending - this.#partialMark >= FRAME_PROGRESS_BYTES
+    ) {
+      this.#partialSince = performance.now()
+      this.#partialMark = pending
+    }
+    this.#frameTimer ??= setTimeout(this.#checkFrame, this.#frameTimeout)
+  }
+
+  readonly #checkFrame = (): void => {
+    this.#frameTimer = undefined
+    if (this.#partialSince === undefined || !this.open) return
+    const waited = performance.now() - this.#partialSince
+    if (waited < this.#frameTimeout) {
+      this.#frameTimer = setTimeout(this.#checkFrame, Math.max(1, this.#frameTimeout - waited))
+      return
+    }
+    this.fail(
+      new FrameTimeoutError(
+        `a message from ${this.#where()} made no progress for ${this.#frameTimeout} ms (frameTimeout: it must complete or bring 16 KiB more); ${this.#decoder.pendingBytes} bytes of it came`,
+      ),
+    )
   }
 
   /** Hands one decoded value to `receiveData`; false stops decoding (closed, or the hook threw). */
@@ -354,6 +420,7 @@ export class Connection {
     this.state = 'closed'
     if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer)
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer)
+    if (this.#frameTimer !== undefined) clearTimeout(this.#frameTimer)
     this.timers.close()
     this.queue.discard()
     const error = this.#error

@@ -90,6 +90,11 @@ export class IdleTimeoutError extends WmeshError {
   override readonly code = 'ERR_IDLE_TIMEOUT'
 }
 
+/** A connection was closed because a message it had begun did not arrive whole within `frameTimeout`. */
+export class FrameTimeoutError extends WmeshError {
+  override readonly code = 'ERR_FRAME_TIMEOUT'
+}
+
 /** A wait ended because its AbortSignal fired. */
 export class AbortError extends WmeshError {
   override readonly code = 'ERR_ABORTED'
