@@ -6,10 +6,9 @@ import {
   NoSuchServiceError,
   NoSuchWorkerError,
   type ServiceInfo,
-  TimeoutError,
   type WorkerSelector,
 } from '@wmesh/core'
-import { MAX_TIMER_MS } from '@wmesh/core/internal'
+import { MAX_TIMER_MS, waitWithDeadline } from '@wmesh/core/internal'
 import { callOnEachNode, nodesRunning, runsWorker } from './call-all.js'
 import type { Cluster } from './cluster.js'
 import type { ClusterMessage, NodeEntry, WorkerEntry } from './cluster-protocol.js'
@@ -135,33 +134,15 @@ export class CallRouter {
     const limit = wholeMs(timeout ?? this.#init.callTimeout)
     if ('remote' in route) {
       const call = { target: name, key: selector.key, method, arg, timeout: limit, cast: false }
-      return this.#track(this.#cluster.call(route.remote.id, call))
+      return this.#track(this.#cluster.call(route.remote.id, call, signal))
     }
     const slot = route.local
     const id = this.#nextCallId++
     return this.#track(
-      new Promise<Uint8Array>((resolve, reject) => {
-        let settled = false
-        const finish = (): boolean => {
-          if (settled) return false
-          settled = true
-          clearTimeout(timer)
-          signal?.removeEventListener('abort', onAbort)
-          return true
-        }
-        const timer = setTimeout(() => {
-          slot.forget(id)
-          if (finish()) reject(new TimeoutError(`call ${name}.${method} timed out after ${limit} ms`))
-        }, limit)
-        const onAbort = (): void => {
-          slot.forget(id)
-          if (finish()) reject(new TimeoutError(`call ${name}.${method} was aborted`))
-        }
-        signal?.addEventListener('abort', onAbort, { once: true })
-        slot.dispatch(id, method, arg, false, {
-          resolve: (value) => finish() && resolve(value),
-          reject: (error) => finish() && reject(error),
-        })
+      waitWithDeadline<Uint8Array>(`call ${name}.${method}`, { timeout: limit, signal }, (resolve, reject) => {
+        slot.dispatch(id, method, arg, false, { resolve, reject })
+        // However the wait ends: a late answer has nobody to go to.
+        return () => slot.forget(id)
       }),
     )
   }

@@ -226,9 +226,13 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
     this.#sync.updateSelf()
   }
 
-  /** Sends a call to a peer; resolves to its encoded result. */
-  call(peerId: string, call: Omit<Extract<ClusterMessage, { t: 'call' }>, 't' | 'id'>): Promise<Uint8Array> {
-    return this.#requests.call(peerId, call)
+  /** Sends a call to a peer; resolves to its encoded result (`AbortError` once `signal` aborts). */
+  call(
+    peerId: string,
+    call: Omit<Extract<ClusterMessage, { t: 'call' }>, 't' | 'id'>,
+    signal?: AbortSignal,
+  ): Promise<Uint8Array> {
+    return this.#requests.call(peerId, call, signal)
   }
 
   /** Sends a cast to a peer now; throws what keeps it from leaving. */

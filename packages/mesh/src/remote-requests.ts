@@ -1,5 +1,5 @@
-import { NodeDownError, TimeoutError } from '@wmesh/core'
-import { MAX_TIMER_MS } from '@wmesh/core/internal'
+import { NodeDownError } from '@wmesh/core'
+import { waitWithDeadline } from '@wmesh/core/internal'
 import type { Logger } from 'pino'
 import { type ClusterMessage, type ClusterOp, checkWireName } from './cluster-protocol.js'
 import type { Link } from './link.js'
@@ -22,7 +22,6 @@ export interface RemoteRequestsComponents {
 interface Pending {
   resolve(value: Uint8Array): void
   reject(error: Error): void
-  timer: ReturnType<typeof setTimeout> | undefined
 }
 
 /**
@@ -42,8 +41,15 @@ export class RemoteRequests {
     this.#logger = components.logger
   }
 
-  /** Sends a call to a peer; resolves to its encoded result. */
-  call(peerId: string, call: Omit<Extract<ClusterMessage, { t: 'call' }>, 't' | 'id'>): Promise<Uint8Array> {
+  /**
+   * Sends a call to a peer; resolves to its encoded result. Once `signal` aborts it
+   * rejects with `AbortError` (the peer may still run it; its answer is dropped).
+   */
+  call(
+    peerId: string,
+    call: Omit<Extract<ClusterMessage, { t: 'call' }>, 't' | 'id'>,
+    signal?: AbortSignal,
+  ): Promise<Uint8Array> {
     try {
       checkWireName('method', call.method)
     } catch (error) {
@@ -54,6 +60,7 @@ export class RemoteRequests {
       (id) => ({ t: 'call', id, ...call }),
       call.cast ? undefined : call.timeout,
       `${call.target}.${call.method}`,
+      signal,
     )
   }
 
@@ -79,7 +86,6 @@ export class RemoteRequests {
     if (!pending) return
     this.#pending.delete(link)
     for (const call of pending.values()) {
-      if (call.timer) clearTimeout(call.timer)
       call.reject(new NodeDownError(`${link.peerId} went down before answering (${reason})`))
     }
   }
@@ -114,7 +120,6 @@ export class RemoteRequests {
     const call = this.#pending.get(link)?.get(message.id)
     if (!call) return
     this.#pending.get(link)?.delete(message.id)
-    if (call.timer) clearTimeout(call.timer)
     if (message.ok) call.resolve(message.value)
     else call.reject(rebuildError(message.error as SerializedError))
   }
@@ -138,6 +143,7 @@ export class RemoteRequests {
     build: (id: number) => ClusterMessage,
     timeout: number | undefined,
     what: string,
+    signal?: AbortSignal,
   ): Promise<Uint8Array> {
     const link = this.#components.links.get(peerId)
     if (!link) return Promise.reject(new NodeDownError(`no link to ${peerId}`))
@@ -151,29 +157,22 @@ export class RemoteRequests {
       }
       return Promise.resolve(new Uint8Array())
     }
-    return new Promise<Uint8Array>((resolve, reject) => {
-      let pending = this.#pending.get(link)
-      if (!pending) {
-        pending = new Map()
-        this.#pending.set(link, pending)
+    return waitWithDeadline<Uint8Array>(`${what} on ${peerId}`, { timeout, signal }, (resolve, reject) => {
+      let table = this.#pending.get(link)
+      if (!table) {
+        table = new Map()
+        this.#pending.set(link, table)
       }
-      const table = pending
-      const timer = setTimeout(
-        () => {
-          table.delete(id)
-          reject(new TimeoutError(`${what} on ${peerId} timed out after ${timeout} ms`))
-        },
-        Math.min(timeout, MAX_TIMER_MS),
-      )
-      table.set(id, { resolve, reject, timer })
+      const pending = table
+      pending.set(id, { resolve, reject })
       try {
         link.send(message)
       } catch (error) {
         // Too large, not encodable, queue full or link closing: say so now, not at the deadline.
-        clearTimeout(timer)
-        table.delete(id)
-        reject(error)
+        reject(error as Error)
       }
+      // However the wait ends (answer, deadline, abort, link down): forget the id.
+      return () => pending.delete(id)
     })
   }
 }

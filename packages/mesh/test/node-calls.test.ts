@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
+  AbortError,
   InvalidArgumentError,
   NodeStoppingError,
   NoSuchMethodError,
@@ -74,6 +75,18 @@ describe('calls on one node', () => {
   it('times out a call that takes too long, and the worker keeps answering', async () => {
     const { node: n } = await node({ workers: { echo: { file: echo } } })
     await expect(n.worker('echo').call('sleep', 2000, { timeout: 50 })).rejects.toBeInstanceOf(TimeoutError)
+    expect(await n.worker('echo').call('echo', 'still here')).toBe('still here')
+  })
+
+  it('ends a call with AbortError when its signal aborts (at once if already aborted), and the worker keeps answering', async () => {
+    const { node: n } = await node({ workers: { echo: { file: echo } } })
+    const controller = new AbortController()
+    const pending = n.worker('echo').call('sleep', 2000, { timeout: 10_000, signal: controller.signal })
+    controller.abort(new Error('user gave up'))
+    const error = await pending.catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(AbortError)
+    expect((error as Error).message).toMatch(/call echo\.sleep was aborted/)
+    await expect(n.worker('echo').call('echo', 'x', { signal: controller.signal })).rejects.toBeInstanceOf(AbortError)
     expect(await n.worker('echo').call('echo', 'still here')).toBe('still here')
   })
 
