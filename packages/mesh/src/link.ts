@@ -48,9 +48,11 @@ export interface LinkInit {
 export interface LinkComponents {
   logger: Logger
   /**
-   * Asked when the link has been silent past heartbeatTimeout: resolves true while its
-   * peer is still heard elsewhere (one stalled TCP connection, not a dead peer), and the
-   * link waits on, up to suspectTimeout. Must settle within `within` ms.
+   * Asked once when the link has been silent for half its heartbeatTimeout, and again at
+   * each check past it: resolves true while its peer is still heard elsewhere (one stalled
+   * TCP connection, not a dead peer); half way the link then emits `suspect`, past the
+   * bound it also waits on, up to suspectTimeout. Must settle within `within` ms. Used
+   * only when suspectTimeout is above heartbeatTimeout.
    */
   stillHeard?: StillHeard
 }
@@ -381,8 +383,8 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
    * Silent past heartbeatTimeout: one TCP connection can stall for seconds (retransmission
    * back-off on a lossy path) while its peer is well. Waits on while other nodes hear it.
    */
-  #askOthers(stillHeard: StillHeard, within: number, silent: number): void {
-    stillHeard(this, within, silent)
+  #askOthers(stillHeard: StillHeard, within: number, askedAt: number): void {
+    stillHeard(this, within, askedAt)
       .catch(() => false)
       .then((heard) => {
         if (this.#closed) return
