@@ -345,7 +345,7 @@ export const msgpackCodec: Codec = {
         if (frames.bufferedBytes === 0) mayHoldC1 = false
       },
       get pendingBytes() {
-        return frames.bufferedBytes
+        return frames.pendingBytes
       },
     }
   },

@@ -44,6 +44,11 @@ export class FrameDecoder {
     return this.#buffered
   }
 
+  /** Bytes of a frame begun but not complete, its header included once read (0: none). */
+  get pendingBytes(): number {
+    return this.#need < 0 ? this.#buffered : this.#buffered + FRAME_HEADER_BYTES
+  }
+
   /** Feeds one chunk and yields every frame payload it completes, in order. */
   *decode(chunk: Uint8Array): Generator<Uint8Array, void, undefined> {
     this.push(chunk)

@@ -54,12 +54,31 @@ describe('frameTimeout', () => {
       expect(performance.now() - started).toBeGreaterThanOrEqual(FRAME_TIMEOUT - 20)
       expect(reasons[0]).toBeInstanceOf(FrameTimeoutError)
       expect((reasons[0] as Error).message).toMatch(
-        /made no progress for 300 ms \(frameTimeout: .*\); 10 bytes of it came/,
+        /made no progress for 300 ms \(frameTimeout: .*\); 14 bytes of it came/,
       )
       const logged = lines.filter((l) => l.component === 'core:connection')
       expect(logged.map((l) => [l.level, l.code])).toEqual([[40, 'ERR_FRAME_TIMEOUT']])
     } finally {
       await handle.stop()
+    }
+  })
+
+  it('closes a connection that sends a bare header, alone or after a whole message, then stalls', async () => {
+    for (const bytes of [
+      Buffer.from([0, 0xff, 0xff, 0xff]),
+      Buffer.concat([frame('whole'), Buffer.from([0, 0, 1, 0])]),
+    ]) {
+      const { handle, port, reasons, closed } = await server()
+      try {
+        const socket = await rawSocket(port)
+        socket.write(bytes)
+        await closed
+        socket.destroy()
+        expect(reasons[0]).toBeInstanceOf(FrameTimeoutError)
+        expect((reasons[0] as Error).message).toMatch(/; 4 bytes of it came/)
+      } finally {
+        await handle.stop()
+      }
     }
   })
 

@@ -111,6 +111,8 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
   #pings = 0
   #pingTimer: NodeJS.Timeout | undefined
   #stillHeard: StillHeard | undefined
+  /** The silence (ms) at which a spell gets its half-way question; undefined: none. */
+  #earlyAt: number | undefined
   /** Whether this spell of silence has had its half-way question. */
   #spellAsked = false
   /** Start of the spell of silence other nodes vouched for (its last frame's time), while it lasts. */
@@ -155,7 +157,13 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
         onAuthenticated: ({ peer, queue, leftover }) => {
           const link = new Link(socket, queue, init.role, peer, settings, logger, address as string, port as number)
           // suspectTimeout = heartbeatTimeout turns asking (and so relinking) off.
-          if (settings.suspectTimeout > settings.heartbeatTimeout) link.#stillHeard = components.stillHeard
+          if (settings.suspectTimeout > settings.heartbeatTimeout) {
+            link.#stillHeard = components.stillHeard
+            // The half-way question needs silence no healthy link shows (two pings missed)
+            // and room before the bound: with heartbeats too close to the bound, none.
+            const early = Math.max(settings.heartbeatTimeout / 2, 2 * settings.heartbeatInterval)
+            if (components.stillHeard && early < settings.heartbeatTimeout) link.#earlyAt = early
+          }
           resolve(link)
           // Let the owner attach listeners (promise continuations run first) before any message.
           setImmediate(() => link.#start(leftover))
@@ -260,8 +268,7 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
     if (this.#closed) return
     this.#lastReceived = performance.now()
     this.#pingTimer = setInterval(() => this.#ping(), this.#settings.heartbeatInterval)
-    const limit = this.#settings.heartbeatTimeout
-    this.#livenessTimer = setTimeout(this.#checkLiveness, this.#stillHeard ? limit / 2 : limit)
+    this.#livenessTimer = setTimeout(this.#checkLiveness, this.#earlyAt ?? this.#settings.heartbeatTimeout)
     this.#ping()
     if (leftover) this.#onData(leftover)
     if (this.#closed) return
@@ -333,7 +340,8 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
     const silent = performance.now() - this.#lastReceived
     const limit = this.#settings.heartbeatTimeout
     if (silent < limit) {
-      if (silent < limit / 2) this.#spellAsked = false
+      const earlyAt = this.#earlyAt
+      if (earlyAt === undefined || silent < earlyAt) this.#spellAsked = false
       if (this.#suspectSince !== undefined) {
         const silentMs = Math.round(this.#lastReceived - this.#suspectSince)
         this.#logger.info({ silentMs }, `peer ${this.peerId} is heard again after about ${silentMs} ms of silence`)
@@ -341,13 +349,13 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
       }
       // Half way, ask once whether others hear the peer: if they do, this connection is
       // stalling and a fresh one can take over (`suspect`) well before the limit.
-      const early = this.#stillHeard !== undefined && !this.#spellAsked && silent < limit / 2
-      if (this.#stillHeard && !this.#spellAsked && silent >= limit / 2) {
+      if (earlyAt !== undefined && this.#stillHeard && !this.#spellAsked && silent >= earlyAt) {
         this.#spellAsked = true
         this.#askEarly(this.#stillHeard, silent)
         return
       }
-      this.#livenessTimer = setTimeout(this.#checkLiveness, Math.max(1, (early ? limit / 2 : limit) - silent))
+      const next = earlyAt !== undefined && silent < earlyAt ? earlyAt : limit
+      this.#livenessTimer = setTimeout(this.#checkLiveness, Math.max(1, next - silent))
       return
     }
     if (!afterReads) {
@@ -366,7 +374,7 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
     this.#timeOut(silent, this.#suspectSince !== undefined)
   }
 
-  /** Half way to the limit: others still hear the peer, so this connection is stalling. */
+  /** Half way to the limit (`#earlyAt`): others still hear the peer, so this connection is stalling. */
   #askEarly(stillHeard: StillHeard, silent: number): void {
     const limit = this.#settings.heartbeatTimeout
     stillHeard(this, Math.max(1, Math.ceil(limit - silent)), silent)
@@ -374,7 +382,7 @@ export class Link extends EventEmitter<{ message: [unknown]; close: [Error | und
       .then((heard) => {
         if (this.#closed) return
         const now = performance.now() - this.#lastReceived
-        if (heard && now >= limit / 2) this.emit('suspect', now)
+        if (heard && now >= (this.#earlyAt ?? limit)) this.emit('suspect', now)
         this.#livenessTimer = setTimeout(this.#checkLiveness, Math.max(1, limit - now))
       })
   }

@@ -372,6 +372,25 @@ describe('Link over TCP', () => {
     }
   })
 
+  it('asks nothing of a healthy link whose heartbeats come closer than the half-way mark', async () => {
+    // Half of 600 ms is 300 ms, less than a 400 ms ping period: a healthy link is that
+    // silent between pings, and no witness could say yes; there is no half-way question.
+    const asks: number[] = []
+    const settings = { heartbeatInterval: 400, heartbeatTimeout: 600, suspectTimeout: 6000 }
+    const server = await acceptorServer(settings, capture(), (_link, _within, silent) => {
+      asks.push(silent)
+      return Promise.resolve(false)
+    })
+    const socket = await dial(server.port)
+    const dialer = await Link.establish(socket, init('dialer', 'dial:1', settings), capture())
+    cleanups.push(() => dialer.destroy())
+    const link = await server.next()
+    // "Never asks" needs a window: three ping periods of a healthy link.
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    expect(link.closed).toBe(false)
+    expect(asks).toEqual([])
+  })
+
   it('asks nobody when suspectTimeout is heartbeatTimeout (the check is off)', async () => {
     let asked = 0
     const server = await acceptorServer({ heartbeatInterval: 50, heartbeatTimeout: 300 }, capture(), () => {
