@@ -39,10 +39,16 @@ export function waitWithDeadline<T>(
       timer = setTimeout(() => finish(() => reject(new TimeoutError(`${what} timed out after ${timeout} ms`))), timeout)
     }
     signal?.addEventListener('abort', onAbort, { once: true })
-    cleanup = start(
-      (value) => finish(() => resolve(value)),
-      (error) => finish(() => reject(error)),
-    )
+    try {
+      cleanup = start(
+        (value) => finish(() => resolve(value)),
+        (error) => finish(() => reject(error)),
+      )
+    } catch (error) {
+      // What `start` throws ends the wait at once, with no timer or listener left behind.
+      finish(() => reject(error instanceof Error ? error : new Error(String(error))))
+      return
+    }
     if (done) cleanup()
   })
 }

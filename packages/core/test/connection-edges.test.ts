@@ -1,6 +1,6 @@
-import { once } from 'node:events'
+import { getEventListeners, once } from 'node:events'
 import { connect as netConnect, type Socket } from 'node:net'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { waitWithDeadline } from '../src/deadline.js'
 import { type Codec, ConnectionClosedError, Handler, msgpackCodec, startWorker, Worker } from '../src/index.js'
 import { deferred, memoryLogger, until } from './helpers.js'
@@ -221,5 +221,21 @@ describe('waitWithDeadline', () => {
     await new Promise((resolve) => setTimeout(resolve, 20))
     settle('settled by its event')
     expect(await waiting).toBe('settled by its event')
+  })
+
+  it('ends with what its start throws, leaving no timer and no abort listener', async () => {
+    vi.useFakeTimers()
+    try {
+      const controller = new AbortController()
+      const boom = new Error('cannot start')
+      const waiting = waitWithDeadline('the test wait', { timeout: 1000, signal: controller.signal }, () => {
+        throw boom
+      })
+      await expect(waiting).rejects.toBe(boom)
+      expect(vi.getTimerCount()).toBe(0)
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })
