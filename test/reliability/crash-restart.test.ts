@@ -22,12 +22,7 @@ describe('scenario 1: crash and restart under traffic across namespaced hosts', 
 
   it('every call returns its own value or fails typed within its timeout; none hangs; views hold only live incarnations', async () => {
     const { probe } = cluster
-    await probe.until(
-      { op: 'call', worker: 'echo', method: 'echo', arg: 1, node: 'h3' },
-      (l) => l.ok === true,
-      10_000,
-      'h3 reachable',
-    )
+    await probe.untilCallable('h3')
     await startTraffic(probe, { rate: 100, timeout: TIMEOUT, nodes: [null, 'h2', 'h3'] })
     const detections: number[] = []
     const rejoins: number[] = []

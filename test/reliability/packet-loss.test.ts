@@ -20,12 +20,7 @@ describe(`scenario 4: ${LOSS_PERCENT}% packet loss on one host`, () => {
   beforeAll(async () => {
     await requireNft()
     cluster = await labCluster({ hosts: 3, workers: (i) => (i === 0 ? {} : { echo }) })
-    await cluster.probe.until(
-      { op: 'call', worker: 'echo', method: 'echo', arg: 1, node: 'h3' },
-      (l) => l.ok === true,
-      10_000,
-      'h3 reachable',
-    )
+    await cluster.probe.untilCallable('h3')
   }, 60_000)
 
   afterAll(async () => {

@@ -22,12 +22,7 @@ describe('scenario 2: pause (SIGSTOP) shorter and longer than the failure bound'
       workers: (i) => (i === 0 ? {} : { echo }),
       config: { heartbeatInterval: HEARTBEAT_INTERVAL, heartbeatTimeout: HEARTBEAT_TIMEOUT },
     })
-    await cluster.probe.until(
-      { op: 'call', worker: 'echo', method: 'echo', arg: 1, node: 'h3' },
-      (l) => l.ok === true,
-      10_000,
-      'h3 reachable',
-    )
+    await cluster.probe.untilCallable('h3')
   }, 60_000)
 
   afterAll(async () => {

@@ -78,12 +78,7 @@ async function proxiedPair(tls: boolean): Promise<ProxiedPair> {
     await Promise.all([n1, n2].map((n) => n.waitFor((l) => String(l.msg).startsWith(`node ${n.name} running`))))
     const probe = new Probe(client)
     await probe.waitFor((l) => l.event === 'ready', 20_000, 'the probe to link')
-    await probe.until(
-      { op: 'call', worker: 'echo', method: 'echo', arg: 1, node: 'n2' },
-      (l) => l.ok === true,
-      10_000,
-      'n2 callable through n1',
-    )
+    await probe.untilCallable('n2', 'n2 callable through n1')
     return { n1, n2, proxies, probe, stop }
   } catch (error) {
     await stop()

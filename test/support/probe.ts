@@ -59,6 +59,11 @@ export class Probe {
     return this.waitFor((l) => l.id === id, timeout, `answer to ${command.op}`)
   }
 
+  /** Waits until a call to the echo worker on `node` answers (views converge over time). */
+  untilCallable(node: string, what = `${node} reachable`, timeout = 10_000): Promise<Line> {
+    return this.until({ op: 'call', worker: 'echo', method: 'echo', arg: 1, node }, (l) => l.ok === true, timeout, what)
+  }
+
   /** Repeats `command` until `accept` holds for an answer (views converge over time). */
   async until(
     command: Record<string, unknown>,

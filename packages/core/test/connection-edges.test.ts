@@ -1,18 +1,10 @@
 import { getEventListeners, once } from 'node:events'
-import { connect as netConnect, type Socket } from 'node:net'
 import { describe, expect, it, vi } from 'vitest'
 import { waitWithDeadline } from '../src/deadline.js'
 import { type Codec, ConnectionClosedError, Handler, msgpackCodec, startWorker, Worker } from '../src/index.js'
-import { deferred, memoryLogger, until } from './helpers.js'
+import { deferred, memoryLogger, rawSocket, until } from './helpers.js'
 
 class Plain extends Worker {}
-
-async function rawSocket(port: number, options: { allowHalfOpen?: boolean } = {}): Promise<Socket> {
-  const socket = netConnect({ host: '127.0.0.1', port, ...options })
-  socket.on('error', () => {})
-  await once(socket, 'connect')
-  return socket
-}
 
 /** The msgpack codec, counting the bytes its decoder is fed once `counting` is set. */
 function countingCodec(): { codec: Codec; start(): void; fed(): number } {

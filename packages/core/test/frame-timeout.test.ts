@@ -1,46 +1,14 @@
 import { once } from 'node:events'
-import { connect as netConnect, type Socket } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { FrameTimeoutError, Handler, packValue, startWorker, Worker } from '../src/index.js'
-import { deferred, memoryLogger } from './helpers.js'
+import { type ConnectionOptions, FrameTimeoutError, Handler, startWorker, Worker } from '../src/index.js'
+import { memoryLogger, msgpackFrame, rawSocket, recordingServer, trickle } from './helpers.js'
 
 class Plain extends Worker {}
 
 const FRAME_TIMEOUT = 300
 
-/** A server that records why each connection ended and echoes what it gets. */
-async function server(options: { frameTimeout?: number; codec?: 'raw' } = { frameTimeout: FRAME_TIMEOUT }) {
-  const reasons: Array<Error | undefined> = []
-  const closed = deferred()
-  class Recorder extends Handler {
-    override receiveData(data: unknown) {
-      this.sendData(data)
-    }
-    override unbind(reason?: Error) {
-      reasons.push(reason)
-      closed.resolve()
-    }
-  }
-  const { logger, lines } = memoryLogger()
-  const handle = await startWorker(Plain, undefined, { logger })
-  const srv = await handle.worker.startServer('127.0.0.1', 0, Recorder, undefined, options)
-  return { handle, port: srv.port, reasons, closed: closed.promise, lines }
-}
-
-async function rawSocket(port: number): Promise<Socket> {
-  const socket = netConnect({ host: '127.0.0.1', port })
-  socket.on('error', () => {})
-  await once(socket, 'connect')
-  return socket
-}
-
-/** One msgpack frame: a 4-byte big-endian length, then the value. */
-function frame(value: unknown): Buffer {
-  const body = packValue(value)
-  const head = Buffer.alloc(4)
-  head.writeUInt32BE(body.length)
-  return Buffer.concat([head, body])
-}
+/** An echo server with a short frameTimeout (or `options`). */
+const server = (options: ConnectionOptions = { frameTimeout: FRAME_TIMEOUT }) => recordingServer(options)
 
 describe('frameTimeout', () => {
   it('closes a connection whose message stops part-way, with FrameTimeoutError and one warning', async () => {
@@ -66,7 +34,7 @@ describe('frameTimeout', () => {
   it('closes a connection that sends a bare header, alone or after a whole message, then stalls', async () => {
     for (const bytes of [
       Buffer.from([0, 0xff, 0xff, 0xff]),
-      Buffer.concat([frame('whole'), Buffer.from([0, 0, 1, 0])]),
+      Buffer.concat([msgpackFrame('whole'), Buffer.from([0, 0, 1, 0])]),
     ]) {
       const { handle, port, reasons, closed } = await server()
       try {
@@ -87,12 +55,7 @@ describe('frameTimeout', () => {
     try {
       const socket = await rawSocket(port)
       const bytes = Buffer.concat([Buffer.from([0, 0, 0, 200]), Buffer.alloc(150, 0x61)])
-      let at = 0
-      const trickle = setInterval(() => {
-        if (at < bytes.length && !socket.destroyed) socket.write(bytes.subarray(at, ++at))
-      }, 20)
-      await Promise.all([closed, once(socket, 'close')])
-      clearInterval(trickle)
+      const [, at] = await Promise.all([closed, trickle(socket, bytes)])
       expect(at).toBeGreaterThan(5)
       expect(reasons[0]).toBeInstanceOf(FrameTimeoutError)
     } finally {
@@ -110,7 +73,7 @@ describe('frameTimeout', () => {
       await new Promise((resolve) => setTimeout(resolve, 500))
       // Then messages cut in two, each half 100 ms apart (under the timeout), for 600 ms.
       for (let i = 0; i < 3; i++) {
-        const bytes = frame(`message ${i}`)
+        const bytes = msgpackFrame(`message ${i}`)
         socket.write(bytes.subarray(0, 5))
         await new Promise((resolve) => setTimeout(resolve, 100))
         socket.write(bytes.subarray(5))
@@ -129,7 +92,7 @@ describe('frameTimeout', () => {
     const { handle, port, reasons } = await server({ frameTimeout: 200 })
     try {
       const socket = await rawSocket(port)
-      const bytes = frame(Buffer.alloc(80 * 1024, 0x62))
+      const bytes = msgpackFrame(Buffer.alloc(80 * 1024, 0x62))
       const echoed = new Promise<void>((resolve) => {
         let got = 0
         socket.on('data', (chunk: Buffer) => {

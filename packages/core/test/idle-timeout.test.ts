@@ -1,46 +1,14 @@
 import { once } from 'node:events'
-import { connect as netConnect, type Socket } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { Handler, IdleTimeoutError, packValue, startWorker, Worker } from '../src/index.js'
-import { deferred, memoryLogger } from './helpers.js'
+import { Handler, IdleTimeoutError, startWorker, Worker } from '../src/index.js'
+import { memoryLogger, msgpackFrame, rawSocket, recordingServer, trickle } from './helpers.js'
 
 class Plain extends Worker {}
 
 const IDLE = 300
 
-/** A server that records why each connection ended and echoes what it gets. */
-async function server(idleTimeout = IDLE) {
-  const reasons: Array<Error | undefined> = []
-  const closed = deferred()
-  class Recorder extends Handler {
-    override receiveData(data: unknown) {
-      this.sendData(data)
-    }
-    override unbind(reason?: Error) {
-      reasons.push(reason)
-      closed.resolve()
-    }
-  }
-  const { logger, lines } = memoryLogger()
-  const handle = await startWorker(Plain, undefined, { logger })
-  const srv = await handle.worker.startServer('127.0.0.1', 0, Recorder, undefined, { idleTimeout })
-  return { handle, port: srv.port, reasons, closed: closed.promise, lines }
-}
-
-async function rawSocket(port: number): Promise<Socket> {
-  const socket = netConnect({ host: '127.0.0.1', port })
-  socket.on('error', () => {})
-  await once(socket, 'connect')
-  return socket
-}
-
-/** One msgpack frame: a 4-byte big-endian length, then the value. */
-function frame(value: unknown): Buffer {
-  const body = packValue(value)
-  const head = Buffer.alloc(4)
-  head.writeUInt32BE(body.length)
-  return Buffer.concat([head, body])
-}
+/** An echo server with a short idleTimeout (or `idleTimeout`). */
+const server = (idleTimeout = IDLE) => recordingServer({ idleTimeout })
 
 describe('idleTimeout', () => {
   it('closes a connection that sends nothing, with IdleTimeoutError, logged at debug only', async () => {
@@ -63,12 +31,7 @@ describe('idleTimeout', () => {
     try {
       const socket = await rawSocket(port)
       const bytes = Buffer.concat([Buffer.from([0, 0, 0, 200]), Buffer.alloc(150, 0x61)])
-      let at = 0
-      const trickle = setInterval(() => {
-        if (at < bytes.length && !socket.destroyed) socket.write(bytes.subarray(at, ++at))
-      }, 20)
-      await Promise.all([closed, once(socket, 'close')])
-      clearInterval(trickle)
+      const [, at] = await Promise.all([closed, trickle(socket, bytes)])
       expect(at).toBeGreaterThan(5)
       expect(reasons[0]).toBeInstanceOf(IdleTimeoutError)
     } finally {
@@ -85,7 +48,7 @@ describe('idleTimeout', () => {
       socket.on('data', () => echoed++)
       // 1.5 s of traffic in all: past the 1 s idle timeout, never silent that long.
       for (let i = 0; i < 10; i++) {
-        socket.write(frame(i))
+        socket.write(msgpackFrame(i))
         await new Promise((resolve) => setTimeout(resolve, 150))
       }
       expect(socket.destroyed).toBe(false)

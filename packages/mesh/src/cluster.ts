@@ -13,6 +13,7 @@ import { Discovery } from './discovery.js'
 import type { NodeIdentity } from './identity.js'
 import { Link, type LinkInit } from './link.js'
 import { createLinkServer, dialLink } from './link-dial.js'
+import { peerHost } from './node-addresses.js'
 import { PeerDialer } from './peer-dialer.js'
 import { PeerLinks } from './peer-links.js'
 import { Registry } from './registry.js'
@@ -169,9 +170,7 @@ export class Cluster extends EventEmitter<{ ready: [] }> {
   hostOf(entry: NodeEntry): string | undefined {
     if (entry.id === this.#init.identity.id) return entry.addresses[0] ?? this.#init.listen.host
     const link = this.#links.get(entry.id)
-    if (!link) return undefined
-    const remote = link.remoteAddress.replace(/^::ffff:/, '')
-    return entry.addresses.length === 0 || entry.addresses.includes(remote) ? remote : entry.addresses[0]
+    return link ? peerHost(entry.addresses, link.remoteAddress) : undefined
   }
 
   /** Round-trip time of the link to a peer, from its heartbeats. */

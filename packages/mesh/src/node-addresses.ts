@@ -27,3 +27,12 @@ export function reachableAddresses(listen: string, advertise: string | undefined
   }
   return found.length > 0 ? found : ['127.0.0.1']
 }
+
+/**
+ * Where to reach a peer's other ports (direct ports, a fresh link): the address its link
+ * runs over when the peer advertises it (or advertises none), else its first advertised one.
+ */
+export function peerHost(addresses: readonly string[], linkAddress: string): string | undefined {
+  const remote = linkAddress.replace(/^::ffff:/, '')
+  return addresses.length === 0 || addresses.includes(remote) ? remote : addresses[0]
+}

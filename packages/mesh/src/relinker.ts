@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { ClusterMessage, NodeEntry } from './cluster-protocol.js'
 import type { Link } from './link.js'
+import { peerHost } from './node-addresses.js'
 
 /** What relinking asks of its cluster. */
 export interface RelinkerComponents {
@@ -82,9 +83,7 @@ export class Relinker {
     this.#triedAt.set(link, now)
     const entry = registry.get(peerId)
     if (!entry) return
-    // The address the link runs over, unless the peer advertises others (as hostOf does).
-    const remote = link.remoteAddress.replace(/^::ffff:/, '')
-    const host = entry.addresses.length === 0 || entry.addresses.includes(remote) ? remote : entry.addresses[0]
+    const host = peerHost(entry.addresses, link.remoteAddress)
     if (!host) return
     this.#mine.set(peerId, 'dialing')
     logger.info({ peer: peerId }, `relinking with ${peerId}: a fresh connection, in place of the silent one`)

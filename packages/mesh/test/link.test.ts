@@ -136,6 +136,13 @@ class RawPeer {
   }
 }
 
+/** A hand-driven peer that dials `server` and completes the handshake, and the server's link to it. */
+async function rawDialer(server: { port: number; next(): Promise<Link> }): Promise<{ raw: RawPeer; link: Link }> {
+  const raw = new RawPeer(await dial(server.port))
+  await raw.handshake('dialer')
+  return { raw, link: await server.next() }
+}
+
 function digest(value: unknown): unknown {
   return Buffer.isBuffer(value) ? `bin:${createHash('sha256').update(value).digest('hex')}` : value
 }
@@ -277,9 +284,7 @@ describe('Link over TCP', () => {
 
   it('answers pings, sends its own, and never emits them as messages', async () => {
     const server = await acceptorServer({ heartbeatInterval: 50 })
-    const raw = new RawPeer(await dial(server.port))
-    await raw.handshake('dialer')
-    const link = await server.next()
+    const { raw, link } = await rawDialer(server)
     const messages: unknown[] = []
     link.on('message', (m) => messages.push(m))
     raw.send({ t: '$ping', n: 41, at: 1234.5 }, 'after')
@@ -301,9 +306,7 @@ describe('Link over TCP', () => {
 
   it('destroys a link whose peer goes silent with HeartbeatTimeoutError after heartbeatTimeout', async () => {
     const server = await acceptorServer({ heartbeatInterval: 50, heartbeatTimeout: 300 })
-    const raw = new RawPeer(await dial(server.port))
-    await raw.handshake('dialer')
-    const link = await server.next()
+    const { raw, link } = await rawDialer(server)
     const started = performance.now()
     raw.socket.pause()
     const [error] = await once(link, 'close')
@@ -323,9 +326,7 @@ describe('Link over TCP', () => {
     }
     const settings = { heartbeatInterval: 50, heartbeatTimeout: 300, suspectTimeout: 900 }
     const server = await acceptorServer(settings, capture(), stillHeard)
-    const raw = new RawPeer(await dial(server.port))
-    await raw.handshake('dialer')
-    const link = await server.next()
+    const { raw, link } = await rawDialer(server)
     const started = performance.now()
     raw.socket.pause()
     const [error] = await once(link, 'close')
@@ -356,9 +357,7 @@ describe('Link over TCP', () => {
         asks.push(silent)
         return Promise.resolve(heard)
       })
-      const raw = new RawPeer(await dial(server.port))
-      await raw.handshake('dialer')
-      const link = await server.next()
+      const { raw, link } = await rawDialer(server)
       const suspects: number[] = []
       link.on('suspect', (silent) => suspects.push(silent))
       raw.socket.pause()
@@ -397,9 +396,7 @@ describe('Link over TCP', () => {
       asked++
       return Promise.resolve(true)
     })
-    const raw = new RawPeer(await dial(server.port))
-    await raw.handshake('dialer')
-    const link = await server.next()
+    const { raw, link } = await rawDialer(server)
     raw.socket.pause()
     const [error] = await once(link, 'close')
     expect(error).toBeInstanceOf(HeartbeatTimeoutError)
@@ -409,9 +406,7 @@ describe('Link over TCP', () => {
   it('goes down at heartbeatTimeout when no other node hears the peer', async () => {
     const settings = { heartbeatInterval: 50, heartbeatTimeout: 300, suspectTimeout: 5000 }
     const server = await acceptorServer(settings, capture(), () => Promise.resolve(false))
-    const raw = new RawPeer(await dial(server.port))
-    await raw.handshake('dialer')
-    const link = await server.next()
+    const { raw, link } = await rawDialer(server)
     const started = performance.now()
     raw.socket.pause()
     const [error] = await once(link, 'close')
@@ -423,9 +418,7 @@ describe('Link over TCP', () => {
   it('keeps a vouched link whose peer speaks again, and says so once', async () => {
     const settings = { heartbeatInterval: 50, heartbeatTimeout: 300, suspectTimeout: 60_000 }
     const server = await acceptorServer(settings, capture(), () => Promise.resolve(true))
-    const raw = new RawPeer(await dial(server.port))
-    await raw.handshake('dialer')
-    const link = await server.next()
+    const { raw, link } = await rawDialer(server)
     raw.socket.pause()
     const vouched = (l: Record<string, unknown>) => /but it is still heard/.test(String(l.msg))
     await vi.waitFor(() => expect(server.logs.lines.filter(vouched)).toHaveLength(1), until)
@@ -455,9 +448,7 @@ describe('Link over TCP', () => {
 
   it('counts any frame as liveness, not only pongs', async () => {
     const server = await acceptorServer({ heartbeatInterval: 50, heartbeatTimeout: 300 })
-    const raw = new RawPeer(await dial(server.port))
-    await raw.handshake('dialer')
-    const link = await server.next()
+    const { raw, link } = await rawDialer(server)
     let count = 0
     link.on('message', () => count++)
     const timer = setInterval(() => raw.send(count), 100)
